@@ -1,0 +1,41 @@
+"""The core's own plugin: built-in datasets and metrics, registered like any other plugin's."""
+
+from gencli.hookspecs import hookimpl
+from gencli.registry import DatasetSpec
+
+GENCLI_API = 1
+
+_SHAPES_INFO = {
+    "source": "generated on the fly by gencli (offline, deterministic by seed)",
+    "licence": "MIT (part of gencli)",
+    "images": "10,000 train / 1,000 test",
+    "resolution": "any (drawn at the requested size)",
+}
+
+
+@hookimpl
+def gencli_register_datasets():
+    return [
+        DatasetSpec("shapes", "six coloured shape classes on dark backgrounds (offline)",
+                    "gencli.data.synthetic:build_shapes", "labelled",
+                    {**_SHAPES_INFO, "classes": ["circle", "square", "triangle", "diamond", "ring", "cross"]}),
+        DatasetSpec("shapes-paired", "filled shape (A) -> its outline (B), aligned pairs (offline)",
+                    "gencli.data.synthetic:build_shapes_paired", "paired", dict(_SHAPES_INFO)),
+        DatasetSpec("shapes-unpaired", "shapes on light backgrounds (A) vs dark backgrounds (B) (offline)",
+                    "gencli.data.synthetic:build_shapes_unpaired", "unpaired", dict(_SHAPES_INFO)),
+        DatasetSpec("mnist", "handwritten digits, 28 px grey, 60k/10k (torchvision download)",
+                    "gencli.data.torchvision_sets:build_mnist", "labelled",
+                    {"source": "http://yann.lecun.com/exdb/mnist/ via torchvision", "images": "60,000 train / 10,000 test",
+                     "resolution": "28x28, 1 channel", "licence": "CC BY-SA 3.0",
+                     "citation": "LeCun et al. 1998, Gradient-based learning applied to document recognition"}),
+        DatasetSpec("fashion-mnist", "Zalando clothing, 28 px grey, 60k/10k (torchvision download)",
+                    "gencli.data.torchvision_sets:build_fashion_mnist", "labelled",
+                    {"source": "https://github.com/zalandoresearch/fashion-mnist via torchvision",
+                     "images": "60,000 train / 10,000 test", "resolution": "28x28, 1 channel", "licence": "MIT",
+                     "citation": "Xiao et al. 2017, Fashion-MNIST"}),
+        DatasetSpec("cifar10", "ten object classes, 32 px colour, 50k/10k (torchvision download)",
+                    "gencli.data.torchvision_sets:build_cifar10", "labelled",
+                    {"source": "https://www.cs.toronto.edu/~kriz/cifar.html via torchvision",
+                     "images": "50,000 train / 10,000 test", "resolution": "32x32, 3 channels",
+                     "citation": "Krizhevsky 2009, Learning multiple layers of features from tiny images"}),
+    ]

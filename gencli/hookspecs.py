@@ -1,0 +1,32 @@
+"""The whole public extension surface of gencli. A plugin implements any of these hooks.
+
+Each hook is called with no torch imported; return light specs (see ``gencli.registry``) whose
+``target`` names the heavy module, imported only when that thing is used.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("gencli")
+hookimpl = pluggy.HookimplMarker("gencli")
+
+
+@hookspec
+def gencli_register_models():
+    """Return a list of ``ModelSpec`` for the models this plugin adds."""
+
+
+@hookspec
+def gencli_register_datasets():
+    """Return a list of ``DatasetSpec`` for the datasets this plugin adds."""
+
+
+@hookspec
+def gencli_register_metrics():
+    """Return a list of ``MetricSpec`` for the metrics ``gencli eval`` can compute."""
+
+
+@hookspec
+def gencli_register_commands(app):
+    """Add commands to the Typer ``app`` (decorate functions with ``@app.command()``)."""

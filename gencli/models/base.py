@@ -1,0 +1,263 @@
+"""The model contract: what every gencli model, built-in or third-party, implements.
+
+A model is its networks, its optimizers and ``train_step``. The core never knows which model it
+runs: it builds one from a hyperparameter dataclass and the data's shape, calls ``train_step``
+on batches, saves ``nets``/``optimizers``/``extra_state()``, and asks for capabilities
+(``sample``, ``encode``/``decode``/``reconstruct``, ``translate``, ``latents`` + ``generate``)
+only after checking the model has them.
+
+Images enter and leave models as float NCHW tensors in [-1, 1].
+
+Rules a ``train_step`` follows so it runs unchanged on CPU or GPU, in fp32 or autocast, on one
+process or many:
+- update through ``self.optimize(name, loss)``: it zeroes, backpropagates (scaled for fp16),
+  averages gradients across processes and steps that optimizer;
+- draw randomness from torch's global generator (the checkpoint saves and restores it);
+- return a dict of scalar tensors, detached; the engine reads them only when it logs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from gencli.data.base import Batch, ImageData
+from gencli.errors import UserError
+from gencli.registry import DataKind
+
+# The capabilities a command may ask for, and the methods that provide them.
+CAPABILITIES: dict[str, tuple[str, ...]] = {
+    "sample": ("sample",),
+    "encode": ("encode",),
+    "decode": ("decode",),
+    "reconstruct": ("reconstruct",),
+    "translate": ("translate",),
+    "interpolate": ("latents", "generate"),
+}
+
+
+@dataclasses.dataclass
+class Hyperparameters:
+    """Base for a model's hyperparameters. Subclasses add fields with their paper's defaults."""
+
+    lr: float = dataclasses.field(default=2e-4, metadata={"help": "learning rate"})
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainDefaults:
+    """What ``gencli train MODEL`` uses when the user does not say (sized for a CPU minute)."""
+
+    image_size: int = 32
+    channels: int = 3
+    batch_size: int = 64
+    steps: int = 1000
+    sample_every: int = 100
+    checkpoint_every: int = 250
+
+
+class Model:
+    """Base class of every model. See the module docstring for the contract."""
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    data: ClassVar[DataKind] = "images"
+    Hyperparameters: ClassVar[type] = Hyperparameters
+    defaults: ClassVar[TrainDefaults] = TrainDefaults()
+    # Whether labels condition the model (the CLI then accepts --label).
+    conditional: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        hp: Any,
+        image_shape: tuple[int, int, int],
+        classes: list[str] | None = None,
+        device: torch.device | str = "cpu",
+        precision: str = "fp32",
+    ) -> None:
+        self.hp = hp
+        self.channels, self.image_size, _ = image_shape
+        self.image_shape = tuple(image_shape)
+        self.classes = list(classes or [])
+        self.num_classes = len(self.classes)
+        self.device = torch.device(device)
+        self.precision = precision
+        self.check_shape(self.image_size, self.channels)
+        self.nets: dict[str, nn.Module] = {k: v.to(self.device) for k, v in self.build_networks().items()}
+        self.optimizers: dict[str, torch.optim.Optimizer] = self.build_optimizers()
+        self.schedulers: dict[str, Any] = self.build_schedulers()
+        fp16 = precision == "fp16" and self.device.type == "cuda"
+        self.scalers = {name: torch.amp.GradScaler(self.device.type, enabled=fp16) for name in self.optimizers}
+        self.process_group = None  # set by the engine for data-parallel training
+        self.step = 0  # optimizer steps taken (``train_step`` calls completed), kept by the engine
+
+    # ------------------------------------------------------------------ to implement
+    @classmethod
+    def check_shape(cls, image_size: int, channels: int) -> None:
+        """Raise ``UserError`` if the architecture cannot work at this size or channel count."""
+        if channels not in (1, 3):
+            raise UserError(f"{cls.name} works with 1 or 3 channels, not {channels}")
+
+    def build_networks(self) -> dict[str, nn.Module]:
+        """Return the model's networks by name (EMA copies included)."""
+        raise NotImplementedError
+
+    def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Return the optimizers by name."""
+        raise NotImplementedError
+
+    def build_schedulers(self) -> dict[str, Any]:
+        """Return learning-rate schedulers by name; stepped by the model itself."""
+        return {}
+
+    def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Perform one full update and return its losses as detached scalar tensors."""
+        raise NotImplementedError
+
+    def extra_state(self) -> dict[str, Any]:
+        """Return state beyond weights and optimizers needed to resume exactly (tensors, numbers)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore what ``extra_state`` returned."""
+
+    # ------------------------------------------------------------------ capabilities
+    # Override any of these to offer the capability; the base versions mean "not offered".
+    def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Return ``n`` generated images in [-1, 1]."""
+        raise NotImplementedError
+
+    def latents(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Return ``n`` latent codes from the prior (for interpolation)."""
+        raise NotImplementedError
+
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Return the images for latent codes ``z``."""
+        raise NotImplementedError
+
+    def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Return the latent code (the mean, for a VAE) of images ``x``."""
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Return images decoded from latent codes ``z``."""
+        raise NotImplementedError
+
+    def reconstruct(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Return reconstructions of images ``x``."""
+        raise NotImplementedError
+
+    def translate(self, x: torch.Tensor, direction: str = "a2b") -> torch.Tensor:
+        """Return images ``x`` translated to the other domain (``a2b`` or ``b2a``)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ previews
+    def preview_inputs(self, data: ImageData, n: int, seed: int) -> dict[str, Any]:
+        """Return the fixed inputs of the training-progress grid (same at every interval)."""
+        g = torch.Generator().manual_seed(seed)
+        inputs: dict[str, Any] = {}
+        if self.can("interpolate"):
+            inputs["z"] = self.latents(n, generator=g).to(self.device)
+        if self.conditional and self.num_classes:
+            inputs["labels"] = (torch.arange(n) % self.num_classes).to(self.device)
+        if self.can("translate") or (not inputs and self.can("reconstruct")):
+            idx = torch.randperm(len(data.images), generator=g)[:n]
+            inputs["images"] = data.images[idx].to(self.device)
+            if data.targets is not None and data.kind == "paired":
+                inputs["targets"] = data.targets[idx].to(self.device)
+        return inputs
+
+    def preview(self, inputs: dict[str, Any]) -> tuple[torch.Tensor, int]:
+        """Return (images in [-1, 1], images per row) for the progress grid at this point."""
+        from gencli.data.base import to_float
+
+        if "z" in inputs:
+            images = self.generate(inputs["z"], inputs.get("labels"))
+            nrow = self.num_classes if self.conditional and self.num_classes else _square_row(len(images))
+            return images, nrow
+        if "images" in inputs and self.can("translate"):
+            x = to_float(inputs["images"])
+            y = self.translate(x, "a2b")
+            rows = [x, y]
+            if "targets" in inputs:
+                rows.append(to_float(inputs["targets"]))
+            elif self.data == "unpaired":
+                rows.append(self.translate(y, "b2a"))
+            return _interleave(rows), len(rows)
+        if "images" in inputs:
+            x = to_float(inputs["images"])
+            return _interleave([x, self.reconstruct(x, inputs.get("labels"))]), 2
+        return self.sample(len(inputs.get("labels", [])) or 16, inputs.get("labels")), 4
+
+    # ------------------------------------------------------------------ helpers for train_step
+    def optimize(self, name: str, loss: torch.Tensor, retain_graph: bool = False) -> None:
+        """Zero, backpropagate ``loss``, average gradients across processes, and step ``name``."""
+        opt, scaler = self.optimizers[name], self.scalers[name]
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward(retain_graph=retain_graph)
+        if self.process_group is not None:
+            from gencli.training.distributed import average_gradients
+
+            average_gradients(opt, self.process_group)
+        scaler.step(opt)
+        scaler.update()
+
+    def autocast(self):
+        """Context for forward passes: autocast in bf16/fp16 when asked, else nothing."""
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def can(self, capability: str) -> bool:
+        return has_capability(type(self), capability)
+
+    def train(self, mode: bool = True) -> "Model":
+        for net in self.nets.values():
+            net.train(mode)
+        return self
+
+    def eval(self) -> "Model":
+        return self.train(False)
+
+    def parameter_count(self) -> dict[str, int]:
+        return {k: sum(p.numel() for p in v.parameters()) for k, v in self.nets.items()}
+
+
+def has_capability(cls: type, capability: str) -> bool:
+    """Whether model class ``cls`` overrides the methods behind ``capability``."""
+    methods = CAPABILITIES[capability]
+    return all(getattr(cls, m, None) is not getattr(Model, m) for m in methods)
+
+
+def capabilities(cls: type) -> list[str]:
+    return [c for c in CAPABILITIES if has_capability(cls, c)]
+
+
+def require_capability(cls: type, capability: str, verb: str | None = None) -> None:
+    """Raise ``UserError`` naming what the model can do when it lacks ``capability``."""
+    if has_capability(cls, capability):
+        return
+    can = ", ".join(capabilities(cls)) or "nothing beyond training"
+    raise UserError(f"model {cls.name!r} cannot {verb or capability}; it can: {can}")
+
+
+def _square_row(n: int) -> int:
+    return max(1, int(round(n**0.5)))
+
+
+def _interleave(rows: list[torch.Tensor]) -> torch.Tensor:
+    """Stack [x1, y1, z1, x2, y2, z2, ...] so each grid row is one example's triptych."""
+    return torch.stack(rows, dim=1).flatten(0, 1)
+
+
+def ema_update(target: nn.Module, source: nn.Module, decay: float) -> None:
+    """target <- decay * target + (1 - decay) * source, parameters and float buffers; buffers copied."""
+    with torch.no_grad():
+        for t, s in zip(target.parameters(), source.parameters()):
+            t.lerp_(s.detach(), 1.0 - decay)
+        for t, s in zip(target.buffers(), source.buffers()):
+            t.copy_(s)

@@ -1,0 +1,169 @@
+"""Typed hyperparameters: a dataclass per model, set from ``--set key=value`` and TOML files.
+
+Values from the command line arrive as strings and are parsed by the field's annotation;
+values from TOML arrive typed and are checked. Unknown keys and bad values are rejected by
+name. A hyperparameter class may define ``validate(self)`` raising ``UserError`` for values
+that are well-typed but meaningless (a negative learning rate, bounds in the wrong order).
+No torch here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+from gencli.errors import UserError, did_you_mean
+
+
+def fields(cls) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def _type_name(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin in (tuple, list):
+        return f"a comma-separated list of {_type_name(typing.get_args(tp)[0])}"
+    if tp is type(None):
+        return "none"
+    return getattr(tp, "__name__", str(tp))
+
+
+def coerce(value: Any, tp, key: str) -> Any:
+    """Return ``value`` converted to type ``tp``, or raise ``UserError`` naming ``key``."""
+    origin = typing.get_origin(tp)
+    fail = UserError(f"bad value {value!r} for {key!r}: expected {_type_name(tp)}")
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if type(None) in args and (value is None or (isinstance(value, str) and value.lower() in ("none", "null", ""))):
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return coerce(value, arg, key)
+            except UserError:
+                continue
+        raise fail
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        for choice in choices:
+            if value == choice or (isinstance(value, str) and str(choice) == value):
+                return choice
+        raise fail
+    if origin in (tuple, list):
+        (inner, *rest) = typing.get_args(tp)
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            raise fail
+        items = [s.strip() if isinstance(s, str) else s for s in items if not (isinstance(s, str) and not s.strip())]
+        converted = [coerce(item, inner, key) for item in items]
+        if origin is tuple and rest and rest[0] is not Ellipsis and len(converted) != len(typing.get_args(tp)):
+            raise fail
+        return tuple(converted) if origin is tuple else converted
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("false", "no", "0", "off"):
+            return False
+        raise fail
+    if tp is int:
+        if isinstance(value, bool):
+            raise fail
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                raise fail from None
+        raise fail
+    if tp is float:
+        if isinstance(value, bool):
+            raise fail
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise fail from None
+        raise fail
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise fail
+    return value
+
+
+def parse_assignments(pairs: list[str]) -> dict[str, str]:
+    """Parse repeated ``key=value`` strings."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set takes key=value, got {pair!r}")
+        out[key.strip().replace("-", "_")] = value.strip()
+    return out
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config: top-level training options plus an optional [hyperparameters] table."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {str(path)!r} does not exist")
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+
+
+def build(cls, values: dict[str, Any], source: str = "--set"):
+    """Return an instance of hyperparameter dataclass ``cls`` with ``values`` applied and checked."""
+    known = fields(cls)
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in values.items():
+        if key not in known:
+            raise UserError(
+                f"unknown hyperparameter {key!r} in {source}{did_you_mean(key, known)}; "
+                f"known: {', '.join(sorted(known))}"
+            )
+        kwargs[key] = coerce(value, hints[key], key)
+    params = cls(**kwargs)
+    validate = getattr(params, "validate", None)
+    if validate is not None:
+        validate()
+    return params
+
+
+def to_dict(params) -> dict[str, Any]:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(params).items()}
+
+
+def describe(cls) -> list[tuple[str, str, str, str]]:
+    """Return (name, type, default, help) for each field; help comes from field metadata."""
+    hints = typing.get_type_hints(cls)
+    rows = []
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else ""
+        )
+        rows.append((f.name, _type_name(hints[f.name]), repr(default), f.metadata.get("help", "")))
+    return rows
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise ``UserError(message)`` unless ``condition``: for ``validate`` methods."""
+    if not condition:
+        raise UserError(message)

@@ -1,0 +1,1 @@
+"""gencli's variational autoencoder family, packaged as an ordinary gencli plugin."""
