@@ -69,6 +69,19 @@ class Model:
     defaults: ClassVar[TrainDefaults] = TrainDefaults()
     # Whether labels condition the model (the CLI then accepts --label).
     conditional: ClassVar[bool] = False
+    # Options of `gencli sample` / `gencli interpolate` this model accepts beyond the common ones,
+    # passed as keyword arguments to ``sample`` / ``latents`` and ``generate``.
+    sample_options: ClassVar[frozenset[str]] = frozenset()
+    interpolate_options: ClassVar[frozenset[str]] = frozenset()
+    # Special figures ``figure(kind, ...)`` can draw, e.g. "style-mix", "forward-noise".
+    figures: ClassVar[frozenset[str]] = frozenset()
+    # Data augmentation as in the translation papers: random flips of training batches.
+    augment_flip: ClassVar[bool] = False
+
+    @classmethod
+    def load_size(cls, hp: Any, image_size: int) -> int | None:
+        """Return the size to load images at before random crops to ``image_size`` (None: no crop)."""
+        return None
 
     def __init__(
         self,
@@ -152,6 +165,10 @@ class Model:
 
     def translate(self, x: torch.Tensor, direction: str = "a2b") -> torch.Tensor:
         """Return images ``x`` translated to the other domain (``a2b`` or ``b2a``)."""
+        raise NotImplementedError
+
+    def figure(self, kind: str, n: int, generator: torch.Generator | None = None, **options) -> tuple[torch.Tensor, int]:
+        """Return (images in [-1, 1], images per row) of a special figure listed in ``figures``."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ previews
