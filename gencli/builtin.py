@@ -14,8 +14,20 @@ _SHAPES_INFO = {
 
 
 @hookimpl
+def gencli_register_metrics():
+    from gencli.metrics.catalog import METRICS
+
+    return list(METRICS)
+
+
+@hookimpl
 def gencli_register_datasets():
-    return [
+    from gencli.data.catalog import DATASETS
+
+    return _CORE_DATASETS + list(DATASETS)
+
+
+_CORE_DATASETS = [
         DatasetSpec("shapes", "six coloured shape classes on dark backgrounds (offline)",
                     "gencli.data.synthetic:build_shapes", "labelled",
                     {**_SHAPES_INFO, "classes": ["circle", "square", "triangle", "diamond", "ring", "cross"]}),
@@ -38,4 +50,4 @@ def gencli_register_datasets():
                     {"source": "https://www.cs.toronto.edu/~kriz/cifar.html via torchvision",
                      "images": "50,000 train / 10,000 test", "resolution": "32x32, 3 channels",
                      "citation": "Krizhevsky 2009, Learning multiple layers of features from tiny images"}),
-    ]
+]
