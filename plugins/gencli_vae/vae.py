@@ -1,0 +1,218 @@
+"""Convolutional VAE, conditional VAE and beta-VAE.
+
+Kingma & Welling 2014 (VAE), Sohn et al. 2015 (CVAE), Higgins et al. 2017 (beta-VAE).
+
+The encoder halves the image with strided convolutions once per entry of ``widths``; the
+decoder mirrors it with transposed convolutions whose output padding is chosen from the
+encoder's recorded sizes, so 28 px (28 -> 14 -> 7 -> 4) works as well as 32 or 64 px.
+The decoder outputs logits: images are ``2 * sigmoid(logits) - 1``; the BCE loss reads the
+logits directly, which is exact and stable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gencli.data.base import Batch
+from gencli.errors import UserError
+from gencli.models.base import Hyperparameters, Model, TrainDefaults
+from gencli.models.hparams import require
+
+
+# ---------------------------------------------------------------- networks
+def conv_sizes(size: int, depth: int) -> list[int]:
+    """Return the spatial size after each stride-2 conv (kernel 3, padding 1), input first."""
+    sizes = [size]
+    for _ in range(depth):
+        sizes.append((sizes[-1] - 1) // 2 + 1)
+    return sizes
+
+
+class Encoder(nn.Module):
+    """Image (+ optional one-hot label) -> (mu, logvar)."""
+
+    def __init__(self, channels: int, size: int, widths: tuple[int, ...], latent_dim: int, num_classes: int = 0):
+        super().__init__()
+        layers, c_in = [], channels
+        for w in widths:
+            layers += [nn.Conv2d(c_in, w, 3, stride=2, padding=1), nn.BatchNorm2d(w), nn.LeakyReLU(0.2, inplace=True)]
+            c_in = w
+        self.features = nn.Sequential(*layers)
+        last = conv_sizes(size, len(widths))[-1]
+        self.head = nn.Linear(c_in * last * last + num_classes, 2 * latent_dim)
+
+    def forward(self, x: torch.Tensor, onehot: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.features(x).flatten(1)
+        if onehot is not None:
+            h = torch.cat([h, onehot], dim=1)
+        mu, logvar = self.head(h).chunk(2, dim=1)
+        return mu, logvar.clamp(-30.0, 20.0)
+
+
+class Decoder(nn.Module):
+    """Latent (+ optional one-hot label) -> image logits, mirroring the encoder."""
+
+    def __init__(self, channels: int, size: int, widths: tuple[int, ...], latent_dim: int, num_classes: int = 0):
+        super().__init__()
+        sizes = conv_sizes(size, len(widths))
+        self.start = (widths[-1], sizes[-1], sizes[-1])
+        self.fc = nn.Linear(latent_dim + num_classes, widths[-1] * sizes[-1] * sizes[-1])
+        layers = []
+        rev = list(reversed(widths))
+        for i, w in enumerate(rev):
+            h_in, h_out = sizes[-1 - i], sizes[-2 - i]
+            out_pad = h_out - (2 * h_in - 1)
+            c_out = rev[i + 1] if i + 1 < len(rev) else channels
+            layers.append(nn.ConvTranspose2d(w, c_out, 3, stride=2, padding=1, output_padding=out_pad))
+            if i + 1 < len(rev):
+                layers += [nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, inplace=True)]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, onehot: torch.Tensor | None = None) -> torch.Tensor:
+        if onehot is not None:
+            z = torch.cat([z, onehot], dim=1)
+        return self.body(F.leaky_relu(self.fc(z), 0.2).view(-1, *self.start))
+
+
+# ---------------------------------------------------------------- losses
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(q(z|x) || N(0, I)) in nats, summed over latent dimensions, averaged over the batch."""
+    return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)).mean()
+
+
+def reconstruction_loss(logits: torch.Tensor, x: torch.Tensor, kind: str) -> torch.Tensor:
+    """Per-image reconstruction loss summed over pixels, averaged over the batch (x in [-1, 1])."""
+    target = (x + 1) / 2
+    if kind == "bce":
+        per_pixel = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    else:
+        per_pixel = (torch.sigmoid(logits) - target).pow(2)
+    return per_pixel.flatten(1).sum(dim=1).mean()
+
+
+# ---------------------------------------------------------------- model
+@dataclass
+class VAEHyperparameters(Hyperparameters):
+    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
+    latent_dim: int = field(default=16, metadata={"help": "latent size (2 gives the 2-D latent figures)"})
+    beta: float = field(default=1.0, metadata={"help": "KL weight (1 = the VAE bound; > 1 = beta-VAE)"})
+    recon: Literal["bce", "mse"] = field(default="bce", metadata={"help": "reconstruction loss"})
+    widths: tuple[int, ...] = field(default=(32, 64, 128), metadata={"help": "encoder widths, one stride-2 conv each"})
+
+    def validate(self) -> None:
+        require(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        require(self.latent_dim >= 1, f"latent_dim must be >= 1, got {self.latent_dim}")
+        require(self.beta >= 0, f"beta must be >= 0, got {self.beta}")
+        require(len(self.widths) >= 1 and all(w >= 1 for w in self.widths), "widths must be positive integers")
+
+
+class VAE(Model):
+    name = "vae"
+    summary = "convolutional VAE (BCE or MSE reconstruction, KL weight beta)"
+    data = "images"
+    Hyperparameters = VAEHyperparameters
+    defaults = TrainDefaults(image_size=32, channels=3, batch_size=64, steps=1200, sample_every=100, checkpoint_every=400)
+
+    @classmethod
+    def check_shape(cls, image_size: int, channels: int) -> None:
+        super().check_shape(image_size, channels)
+        if image_size < 8:
+            raise UserError(f"{cls.name} needs images of at least 8 px, got {image_size}")
+
+    @property
+    def label_dim(self) -> int:
+        return self.num_classes if self.conditional else 0
+
+    def build_networks(self) -> dict[str, nn.Module]:
+        hp, c, s = self.hp, self.channels, self.image_size
+        return {
+            "encoder": Encoder(c, s, tuple(hp.widths), hp.latent_dim, self.label_dim),
+            "decoder": Decoder(c, s, tuple(hp.widths), hp.latent_dim, self.label_dim),
+        }
+
+    def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        params = [p for net in self.nets.values() for p in net.parameters()]
+        return {"vae": torch.optim.Adam(params, lr=self.hp.lr)}
+
+    # -- helpers
+    def onehot(self, labels: torch.Tensor | None) -> torch.Tensor | None:
+        if not self.conditional:
+            return None
+        if labels is None:
+            raise UserError(f"model {self.name!r} needs labels")
+        return F.one_hot(labels.long(), self.num_classes).float()
+
+    def kl_weight(self, kl: torch.Tensor) -> torch.Tensor | float:
+        """Return the weight of the KL term for this step (ControlVAE overrides this)."""
+        return self.hp.beta
+
+    def forward_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Return recon, kl and the encoder outputs for one batch (no update)."""
+        onehot = self.onehot(batch.labels)
+        mu, logvar = self.nets["encoder"](batch.images, onehot)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        logits = self.nets["decoder"](z, onehot)
+        return {
+            "recon": reconstruction_loss(logits.float(), batch.images, self.hp.recon),
+            "kl": kl_divergence(mu.float(), logvar.float()),
+        }
+
+    # -- the train step
+    def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        with self.autocast():
+            terms = self.forward_losses(batch)
+        beta = self.kl_weight(terms["kl"].detach())
+        loss = terms["recon"] + beta * terms["kl"]
+        self.optimize("vae", loss)
+        out = {"loss": loss.detach(), "recon": terms["recon"].detach(), "kl": terms["kl"].detach()}
+        if torch.is_tensor(beta) or beta != 1.0:
+            out["beta"] = torch.as_tensor(beta, dtype=torch.float32).detach()
+        return out
+
+    # -- capabilities
+    def latents(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(n, self.hp.latent_dim, generator=generator).to(self.device)
+
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decode(z, labels)
+
+    def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        if self.conditional and labels is None:
+            labels = torch.randint(0, self.num_classes, (n,), generator=generator)
+        if labels is not None:
+            labels = labels.to(self.device)
+        return self.decode(self.latents(n, generator), labels)
+
+    def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        mu, _ = self.nets["encoder"](x.to(self.device), self.onehot(labels))
+        return mu
+
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        logits = self.nets["decoder"](z.to(self.device), self.onehot(labels))
+        return torch.sigmoid(logits.float()) * 2 - 1
+
+    def reconstruct(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decode(self.encode(x, labels), labels)
+
+
+class CVAE(VAE):
+    name = "cvae"
+    summary = "conditional VAE: encoder and decoder see the one-hot label"
+    data = "labelled"
+    conditional = True
+
+
+@dataclass
+class BetaVAEHyperparameters(VAEHyperparameters):
+    beta: float = field(default=4.0, metadata={"help": "KL weight; Higgins et al. 2017 use beta > 1 (4 on dSprites)"})
+
+
+class BetaVAE(VAE):
+    name = "beta-vae"
+    summary = "VAE with a KL weight beta > 1 for disentangled latents (Higgins et al. 2017)"
+    Hyperparameters = BetaVAEHyperparameters
