@@ -1,28 +1,51 @@
 """Local image folders as datasets.
 
 Layouts, decided by what the folder holds:
+- ``trainA/`` and ``trainB/`` (and ``testA/``, ``testB/``) -> unpaired domains A and B;
+- ``train/`` (and ``val/`` or ``test/``) holding images about twice as wide as tall -> paired,
+  each image being A (left half) beside B (right half);
 - class sub-folders (``root/cat/*.png``, ``root/dog/*.png``) -> labelled, classes in sorted order;
 - images directly in the folder -> unlabelled.
-A ``train/`` and ``test/`` sub-folder pair selects the split; otherwise every tenth image (by
-sorted name) is held out as the test split.
+A ``train/`` folder with ``test/`` (or ``val/``) beside it selects the split; without a held-out
+folder every tenth image (by sorted name) is held out as the test split. A folder that holds
+nothing but one other folder (``images/``, ``PetImages/``) is looked through.
 
 Files that are not images by their extension are skipped and counted; a file with an image
 extension that cannot be decoded is an error naming the file (``skip_corrupt`` turns that into
 a skip and a count, for archives known to hold broken files).
+
+Decoded folders are prepared once into a memory-mapped cache (``gencli.data.cache``) keyed by
+the folder, split, size, channels and a fingerprint of the files; later runs map it instead of
+decoding every image again.
 """
 
 from __future__ import annotations
 
+import math
+import os
+import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from gencli.data.base import DataRequest, ImageData, fit_images
+from gencli.data.base import DataRequest, ImageData
+from gencli.data.cache import CacheKey, EntryWriter, fingerprint, prepared
+from gencli.data.download import say, stderr_console, unwrap
 from gencli.errors import UserError
+from gencli.registry import DataKind
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+# Width / height of a side-by-side AB image is 2; this band decides that a folder is paired.
+PAIRED_RATIO = (1.8, 2.2)
+DECODE_CHUNK = 256
+
+
+class UnreadableImage(UserError):
+    """An image file that cannot be decoded (empty, truncated, not really an image)."""
 
 
 @dataclass
@@ -35,9 +58,9 @@ class ScanReport:
     def summary(self) -> str:
         parts = []
         if self.not_images:
-            parts.append(f"{self.not_images} non-image file(s)")
+            parts.append(f"{self.not_images:,} non-image file(s)")
         if self.corrupt:
-            parts.append(f"{len(self.corrupt)} unreadable image(s)")
+            parts.append(f"{len(self.corrupt):,} unreadable image(s)")
         return "skipped " + " and ".join(parts) if parts else ""
 
 
@@ -45,95 +68,393 @@ def is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
-def list_images(folder: Path, report: ScanReport | None = None) -> list[Path]:
-    """Return the image files directly in ``folder``, sorted; count the others in ``report``."""
+def list_images(folder: Path, report: ScanReport | None = None, ignore: tuple[str, ...] = ()) -> list[Path]:
+    """Return the image files directly in ``folder``, sorted; count the others in ``report``.
+
+    Files whose suffix is in ``ignore`` (e.g. an archive's ``.csv`` attribute files) are left
+    out without being counted.
+    """
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    files = [p for p in files if p.suffix.lower() not in ignore]
     images = [p for p in files if is_image(p)]
     if report is not None:
         report.not_images += len(files) - len(images)
     return images
 
 
-def decode_image(path: Path, size: int, channels: int) -> torch.Tensor:
-    """Return one image as uint8 [C, size, size], or raise ``UserError`` naming the file."""
+# ----------------------------------------------------------------------------- decoding
+
+
+def _open(path: Path, channels: int, need: Callable[[int, int], tuple[int, int]]):
+    """Return the decoded PIL image in 'L' or 'RGB', at least ``need(w, h)`` where the file allows."""
+    from PIL import Image
+
+    mode = "L" if channels == 1 else "RGB"
+    with Image.open(path) as img:
+        # JPEG can decode at 1/2, 1/4 or 1/8 scale directly: much faster when shrinking a lot.
+        img.draft(mode, need(*img.size))
+        return img.convert(mode)
+
+
+def _fit(img, size: int):
+    """Return ``img`` resized so its shorter side is ``size`` and centre-cropped to a square."""
+    from PIL import Image
+
+    w, h = img.size
+    scale = size / min(w, h)
+    img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.BILINEAR)
+    w, h = img.size
+    left, top = (w - size) // 2, (h - size) // 2
+    return img.crop((left, top, left + size, top + size))
+
+
+def _to_chw(img) -> np.ndarray:
+    arr = np.asarray(img, dtype=np.uint8)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    return np.ascontiguousarray(arr.transpose(2, 0, 1))
+
+
+def _read(path: Path, work: Callable):
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
-            img = img.convert("L" if channels == 1 else "RGB")
+        return work()
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
+        raise UnreadableImage(f"cannot read image {str(path)!r}: {exc}") from None
+
+
+def decode_array(path: Path, size: int, channels: int, crop: int | None = None) -> np.ndarray:
+    """Return one image as a uint8 array [C, size, size], or raise ``UnreadableImage``.
+
+    ``crop`` first takes the central ``crop`` x ``crop`` pixels of the original (CelebA's faces).
+    """
+
+    def work():
+        def need(w: int, h: int) -> tuple[int, int]:
+            if crop is None:
+                return size, size
+            c = min(crop, w, h)  # the crop must still cover ``size`` pixels after drafting
+            return math.ceil(w * size / c), math.ceil(h * size / c)
+
+        with _open(path, channels, need) as img:
+            if crop is not None:
+                w, h = img.size
+                c = min(crop, w, h)
+                left, top = (w - c) // 2, (h - c) // 2
+                img = img.crop((left, top, left + c, top + c))
+            return _to_chw(_fit(img, size))
+
+    return _read(path, work)
+
+
+def decode_image(path: Path, size: int, channels: int, *, crop: int | None = None) -> torch.Tensor:
+    """Return one image as uint8 [C, size, size], or raise ``UserError`` naming the file."""
+    return torch.from_numpy(decode_array(path, size, channels, crop))
+
+
+def decode_pair(path: Path, size: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return the left (A) and right (B) halves of a side-by-side image, each [C, size, size]."""
+
+    def work():
+        with _open(path, channels, lambda w, h: (2 * size, size)) as img:
             w, h = img.size
-            scale = size / min(w, h)
-            img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
-            w, h = img.size
-            left, top = (w - size) // 2, (h - size) // 2
-            img = img.crop((left, top, left + size, top + size))
-            arr = np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise UserError(f"cannot read image {str(path)!r}: {exc}") from None
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1)
+            if w % 2:
+                raise UserError(
+                    f"{str(path)!r} is not a side-by-side pair: its width {w} is odd "
+                    f"(paired folders hold A and B halves of equal width in one image)"
+                )
+            if w < h:
+                raise UserError(f"{str(path)!r} is not a side-by-side pair: it is {w}x{h}, narrower than tall")
+            return _to_chw(_fit(img.crop((0, 0, w // 2, h)), size)), _to_chw(_fit(img.crop((w // 2, 0, w, h)), size))
+
+    return _read(path, work)
 
 
 def decode_images(paths: list[Path], size: int, channels: int, skip_corrupt: bool = False,
                   report: ScanReport | None = None) -> tuple[torch.Tensor, list[int]]:
     """Decode ``paths``; return (uint8 [N, C, size, size], indices of the paths kept)."""
-    out, kept = [], []
-    for i, path in enumerate(paths):
+    rows: list[np.ndarray] = []
+    kept = _decode_into(paths, lambda p: (decode_array(p, size, channels),), lambda i, a: rows.append(a),
+                        skip_corrupt, report or ScanReport())
+    if not rows:
+        return torch.empty(0, channels, size, size, dtype=torch.uint8), kept
+    return torch.from_numpy(np.concatenate(rows)), kept
+
+
+def _workers() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def _decode_into(paths: list[Path], decode: Callable[[Path], tuple[np.ndarray, ...]],
+                 sink: Callable[[int, np.ndarray], None], skip_corrupt: bool, report: ScanReport,
+                 label: str = "") -> list[int]:
+    """Decode ``paths`` on a thread pool, in order, handing chunks of rows to ``sink(output, rows)``.
+
+    Returns the indices of the paths kept. PIL releases the GIL while decoding, so threads
+    give a near-linear speed-up without the cost of processes.
+    """
+    from rich.progress import Progress
+
+    def attempt(path: Path):
         try:
-            out.append(decode_image(path, size, channels))
-            kept.append(i)
-        except UserError:
+            return decode(path)
+        except UnreadableImage as exc:
             if not skip_corrupt:
                 raise
-            if report is not None:
-                report.corrupt.append(str(path))
-    if not out:
-        return torch.empty(0, channels, size, size, dtype=torch.uint8), kept
-    return torch.stack(out), kept
+            return exc
+
+    kept: list[int] = []
+    # Broken files in scraped sets (cats vs dogs) warn about their EXIF data on every read.
+    warnings.filterwarnings("ignore", message=".*(EXIF|Truncated File Read).*", category=UserWarning)
+    show = len(paths) >= 2000 and bool(label)
+    with ThreadPoolExecutor(_workers()) as pool, Progress(console=stderr_console(), transient=True,
+                                                          disable=not show) as progress:
+        task = progress.add_task(label or "decoding", total=len(paths))
+        for start in range(0, len(paths), DECODE_CHUNK):
+            chunk = paths[start : start + DECODE_CHUNK]
+            outputs: list[list[np.ndarray]] = []
+            for offset, result in enumerate(pool.map(attempt, chunk)):
+                if isinstance(result, UnreadableImage):
+                    report.corrupt.append(str(chunk[offset]))
+                    continue
+                kept.append(start + offset)
+                for k, array in enumerate(result):
+                    if len(outputs) <= k:
+                        outputs.append([])
+                    outputs[k].append(array)
+            for k, arrays in enumerate(outputs):
+                sink(k, np.stack(arrays))
+            progress.advance(task, len(chunk))
+    return kept
 
 
-def _split_files(files: list[Path], split: str) -> list[Path]:
+# ----------------------------------------------------------------------------- layouts
+
+
+@dataclass
+class FolderScan:
+    """The files of one split of a dataset folder, and what kind of dataset they make."""
+
+    name: str
+    kind: DataKind
+    files: list[Path]  # the images (domain A; side-by-side files when paired)
+    labels: list[int] | None = None
+    classes: list[str] | None = None
+    files_b: list[Path] | None = None  # domain B of an unpaired dataset
+    report: ScanReport = field(default_factory=ScanReport)
+    variant: str = ""  # how the folder was read, part of the cache key
+
+
+def _holdout(files: list[Path], split: str) -> list[Path]:
+    """Every tenth file is the test split, the rest train (all of them when fewer than ten)."""
     held_out = [f for i, f in enumerate(files) if i % 10 == 9]
     if split == "test":
         return held_out
     return [f for i, f in enumerate(files) if i % 10 != 9] if len(files) >= 10 else files
 
 
-def load_folder(root: str | Path, request: DataRequest, skip_corrupt: bool = False) -> ImageData:
-    """Return the images of a local folder (see module docstring for layouts)."""
+def _subdirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _image_size(path: Path) -> tuple[int, int] | None:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except Exception:  # any unreadable file simply does not decide the layout
+        return None
+
+
+def _looks_paired(folder: Path) -> bool:
+    """True when the first readable images of ``folder`` are side-by-side pairs (about 2:1)."""
+    for path in list_images(folder)[:3]:
+        size = _image_size(path)
+        if size:
+            w, h = size
+            return PAIRED_RATIO[0] <= w / h <= PAIRED_RATIO[1]
+    return False
+
+
+def _no_images_error(folder: Path, report: ScanReport) -> UserError:
+    what = f"no images (skipped {report.not_images:,} non-image file(s))" if report.not_images else "no images"
+    return UserError(f"dataset folder {str(folder)!r} has {what}")
+
+
+def _scan_plain(name: str, folder: Path, split: str | None, ignore: tuple[str, ...]) -> FolderScan:
+    """Class sub-folders (labelled) or images directly in ``folder`` (unlabelled)."""
+    report = ScanReport()
+    subdirs = _subdirs(folder)
+    direct = list_images(folder, report, ignore)
+    if subdirs and not direct:
+        classes, files, labels = [], [], []
+        for label, sub in enumerate(subdirs):
+            found = list_images(sub, report, ignore)
+            found = _holdout(found, split) if split else found
+            classes.append(sub.name)
+            files += found
+            labels += [label] * len(found)
+        scan = FolderScan(name, "labelled", files, labels, classes, report=report, variant="classes")
+    else:
+        scan = FolderScan(name, "images", _holdout(direct, split) if split else direct, report=report, variant="flat")
+    if not scan.files:
+        raise _no_images_error(folder, report)
+    return scan
+
+
+def _scan_paired(name: str, base: Path, split: str, ignore: tuple[str, ...]) -> FolderScan:
+    report = ScanReport()
+    held = next((base / d for d in ("test", "val") if (base / d).is_dir()), None)
+    if split == "train" or held is None:
+        files = list_images(base / "train", report, ignore)
+        files = files if held is not None else _holdout(files, split)
+        folder = base / "train"
+    else:
+        folder = held
+        files = list_images(held, report, ignore)
+    if not files:
+        raise _no_images_error(folder, report)
+    return FolderScan(name, "paired", files, report=report, variant="paired")
+
+
+def _scan_unpaired(name: str, base: Path, split: str, ignore: tuple[str, ...]) -> FolderScan:
+    report = ScanReport()
+    for a, b in (("trainA", "trainB"), ("testA", "testB")):
+        for have, missing in ((a, b), (b, a)):
+            if (base / have).is_dir() and not (base / missing).is_dir():
+                raise UserError(f"unpaired dataset folder {str(base)!r} has {have}/ but no {missing}/")
+    if not (base / "trainA").is_dir():
+        raise UserError(f"unpaired dataset folder {str(base)!r} has testA/ and testB/ but no trainA/ and trainB/")
+    explicit = (base / "testA").is_dir()
+    sub_a, sub_b = ("testA", "testB") if split == "test" and explicit else ("trainA", "trainB")
+    files_a = list_images(base / sub_a, report, ignore)
+    files_b = list_images(base / sub_b, report, ignore)
+    if not explicit:
+        files_a, files_b = _holdout(files_a, split), _holdout(files_b, split)
+    for sub, files in ((sub_a, files_a), (sub_b, files_b)):
+        if not files:
+            raise UserError(f"unpaired dataset folder {str(base)!r} has no images in {sub}/")
+    return FolderScan(name, "unpaired", files_a, files_b=files_b, report=report, variant="unpaired")
+
+
+def scan_folder(root: str | Path, split: str = "train", ignore: tuple[str, ...] = (),
+                recursive: bool = False, name: str | None = None) -> FolderScan:
+    """Return the files of ``split`` in a dataset folder and the kind of dataset they make.
+
+    ``recursive`` gathers every image under the folder as one unlabelled set, whatever the
+    sub-folders (archives that shard their images into numbered folders).
+    """
     root = Path(root).expanduser()
     if not root.exists():
         raise UserError(f"dataset folder {str(root)!r} does not exist")
     if not root.is_dir():
         raise UserError(f"dataset path {str(root)!r} is not a folder")
-    explicit_split = (root / "train").is_dir() and (root / request.split).is_dir() and request.split in ("train", "test")
-    base = root / request.split if explicit_split else root
-    report = ScanReport()
-    subdirs = sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if subdirs and not list_images(base):
-        classes, files, labels = [], [], []
-        for label, sub in enumerate(subdirs):
-            found = list_images(sub, report)
-            if not explicit_split:
-                found = _split_files(found, request.split)
-            classes.append(sub.name)
-            files += found
-            labels += [label] * len(found)
+    name = name or root.name
+    base = unwrap(root)
+    if recursive:
+        report = ScanReport()
+        files = sorted(p for d in [base, *sorted(q for q in base.rglob("*") if q.is_dir())]
+                       if not any(part.startswith(".") for part in d.relative_to(base).parts)
+                       for p in list_images(d, report, ignore))
+        if not files:
+            raise _no_images_error(base, report)
+        return FolderScan(name, "images", _holdout(files, split), report=report, variant="recursive")
+    if any((base / d).is_dir() for d in ("trainA", "trainB", "testA", "testB")):
+        return _scan_unpaired(name, base, split, ignore)
+    if (base / "train").is_dir():
+        if _looks_paired(base / "train"):
+            return _scan_paired(name, base, split, ignore)
+        held = next((base / d for d in ("test", "val") if (base / d).is_dir()), None)
+        if held is None:
+            return _scan_plain(name, base / "train", split, ignore)
+        return _scan_plain(name, base / "train" if split == "train" else held, None, ignore)
+    return _scan_plain(name, base, split, ignore)
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def _decode_scan(scan: FolderScan, size: int, channels: int, crop: int | None, skip_corrupt: bool,
+                 append: Callable[[str, np.ndarray], None], label: str) -> dict:
+    """Decode every file of ``scan`` into ``append(array name, rows)``; return the entry's meta."""
+    report = scan.report
+    if scan.kind == "paired":
+        names = ("images", "targets")
+        kept = _decode_into(scan.files, lambda p: decode_pair(p, size, channels),
+                            lambda k, rows: append(names[k], rows), skip_corrupt, report, label)
     else:
-        classes = None
-        files = list_images(base, report)
-        if not explicit_split:
-            files = _split_files(files, request.split)
-        labels = []
-    if not files:
-        what = f"no images (skipped {report.not_images} non-image file(s))" if report.not_images else "no images"
-        raise UserError(f"dataset folder {str(base)!r} has {what}")
-    images, kept = decode_images(files, request.stored_size, request.channels, skip_corrupt, report)
+        kept = _decode_into(scan.files, lambda p: (decode_array(p, size, channels, crop),),
+                            lambda k, rows: append("images", rows), skip_corrupt, report, label)
     if not kept:
-        raise UserError(f"dataset folder {str(base)!r} has no readable images")
-    name = root.name
-    if classes:
-        label_tensor = torch.tensor([labels[i] for i in kept], dtype=torch.long)
-        return ImageData(name, "labelled", fit_images(images, request.stored_size, request.channels), label_tensor, classes=classes)
-    return ImageData(name, "images", images)
+        raise UserError(f"dataset {scan.name!r} has no readable images ({report.summary()})")
+    if scan.kind == "labelled":
+        append("labels", np.asarray([scan.labels[i] for i in kept], dtype=np.int64))
+    if scan.kind == "unpaired":
+        kept_b = _decode_into(scan.files_b, lambda p: (decode_array(p, size, channels, crop),),
+                              lambda k, rows: append("targets", rows), skip_corrupt, report, label)
+        if not kept_b:
+            raise UserError(f"dataset {scan.name!r} has no readable images in domain B ({report.summary()})")
+    return {"name": scan.name, "kind": scan.kind, "classes": scan.classes, "not_images": report.not_images,
+            "corrupt": len(report.corrupt), "corrupt_files": report.corrupt[:20],
+            "summary": report.summary()}
+
+
+def _image_data(meta: dict, tensors: dict[str, torch.Tensor | None]) -> ImageData:
+    return ImageData(meta["name"], meta["kind"], tensors["images"], labels=tensors.get("labels"),
+                     targets=tensors.get("targets"), classes=meta.get("classes"))
+
+
+def load_scan(scan: FolderScan, request: DataRequest, *, dataset: str, source: str, skip_corrupt: bool = False,
+              crop: int | None = None, cache: bool = True) -> tuple[ImageData, dict]:
+    """Return the decoded images of ``scan`` and what preparing them skipped.
+
+    With ``cache`` the images come memory-mapped from a prepared entry keyed by ``dataset``,
+    the split, size and channels, ``source`` (a fingerprint) and how the folder was read;
+    the entry is built on first use and whenever any of those changes.
+    """
+    size, channels = request.stored_size, request.channels
+    label = f"preparing {scan.name} ({request.split}, {size} px)"
+
+    def announce(meta: dict) -> None:
+        if meta["summary"]:
+            count = meta.get("images", 0)
+            say(f"{scan.name} ({request.split}): {count:,} images; {meta['summary']}")
+
+    if not cache:
+        parts: dict[str, list[np.ndarray]] = {}
+        meta = _decode_scan(scan, size, channels, crop, skip_corrupt, lambda n, rows: parts.setdefault(n, []).append(rows), label)
+        tensors = {n: torch.from_numpy(np.concatenate(rows)) for n, rows in parts.items()}
+        meta["images"] = len(tensors["images"])
+        announce(meta)
+        return _image_data(meta, tensors), meta
+
+    variant = f"{scan.variant}|crop={crop}|skip={skip_corrupt}"
+    key = CacheKey(dataset, request.split, size, channels, source, variant)
+
+    def build(writer: EntryWriter) -> dict:
+        counts: dict[str, int] = {}
+
+        def append(name: str, rows: np.ndarray) -> None:
+            writer.append(name, rows)
+            counts[name] = counts.get(name, 0) + len(rows)
+
+        meta = _decode_scan(scan, size, channels, crop, skip_corrupt, append, label)
+        meta["images"] = counts["images"]
+        announce(meta)
+        return meta
+
+    entry = prepared(key, build)
+    tensors = {name: entry.tensor(name) for name in entry.arrays}
+    return _image_data(entry.meta, tensors), entry.meta
+
+
+def load_folder(root: str | Path, request: DataRequest, skip_corrupt: bool = False, cache: bool = True) -> ImageData:
+    """Return the images of a local folder (see module docstring for layouts)."""
+    root = Path(root).expanduser()
+    scan = scan_folder(root, request.split)
+    resolved = root.resolve()
+    return load_scan(scan, request, dataset=str(resolved), source=fingerprint(resolved),
+                     skip_corrupt=skip_corrupt, cache=cache)[0]
+

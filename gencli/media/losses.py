@@ -1,0 +1,55 @@
+"""The loss-curve figure of a run, drawn from its metrics.jsonl."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """Return the training lines of a metrics.jsonl (skipping eval lines and broken tails)."""
+    rows = []
+    if not path.is_file():
+        return rows
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue  # a line cut by a kill
+        if isinstance(row, dict) and "step" in row and "eval" not in row:
+            rows.append(row)
+    return rows
+
+
+def plot_losses(metrics_path: Path, out: Path, title: str = "") -> Path | None:
+    """Draw each logged loss against the step, one panel per key; None when nothing is logged."""
+    rows = read_metrics(metrics_path)
+    skip = {"step", "epoch", "images_per_s", "time", "lr"}
+    keys = [k for k in rows[0] if k not in skip and isinstance(rows[0][k], (int, float))] if rows else []
+    if not keys:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = min(3, len(keys))
+    nrows = (len(keys) + cols - 1) // cols
+    fig, axes = plt.subplots(nrows, cols, figsize=(4 * cols, 2.8 * nrows), squeeze=False)
+    steps = [r["step"] for r in rows]
+    for ax, key in zip(axes.flat, keys):
+        ax.plot(steps, [r.get(key, float("nan")) for r in rows], lw=1.2)
+        ax.set_title(key, fontsize=10)
+        ax.set_xlabel("step", fontsize=8)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    tmp.replace(out)
+    return out

@@ -1,0 +1,293 @@
+"""What a metric sees: the model, the real images, and shared, cached work on both.
+
+Metrics never extract features or generate images themselves: they ask the context, which does
+each piece of work once per ``gencli eval`` (FID, KID and precision/recall share one set of
+features; MSE, PSNR and SSIM share one pass of reconstructions) and keeps real-data features in
+a cache on disk, keyed by dataset, split, size, channels, feature extractor and count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gencli.data.base import ImageData, data_root, to_float, to_uint8
+from gencli.errors import UserError
+from gencli.metrics.features import FeatureExtractor, TorchScriptFeatures, build_extractor, extract, progress_bar
+
+
+def stats_dir() -> Path:
+    """Return the folder of cached real-data features and FID statistics."""
+    return data_root() / "fid-stats"
+
+
+@dataclass
+class FeatureSet:
+    """Features [N, D] (float32, CPU) of a set of images, with their class labels when known."""
+
+    features: torch.Tensor
+    labels: torch.Tensor | None = None
+    _stats: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def statistics(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return (mean, covariance) of the features in float64, as pytorch-fid computes them."""
+        if self._stats is None:
+            from gencli.metrics.fid import statistics
+
+            self._stats = statistics(self.features)
+        return self._stats
+
+
+@dataclass
+class Reconstructions:
+    """Per-image reconstruction errors of the real images, and a few pairs for the grid."""
+
+    mse: torch.Tensor
+    psnr: torch.Tensor
+    ssim: torch.Tensor
+    originals: torch.Tensor  # float [-1, 1], the first few images
+    reconstructed: torch.Tensor
+
+
+@dataclass
+class EvalContext:
+    """The model under evaluation, the real images of the chosen split, and shared work.
+
+    ``n`` is how many images are generated, and the most real images used (a fixed subset, the
+    same for every run, so real statistics are cached once). ``label`` restricts both real and
+    generated images to one class. ``extractor`` defaults to ``--features`` when given, else
+    pytorch-fid's Inception with ``fid_weights``. ``data_key`` describes the real images (spec,
+    split, size, channels, seed) for the disk cache; without it nothing is cached.
+    """
+
+    model: Any
+    data: ImageData
+    n: int = 10_000
+    batch_size: int = 100
+    device: torch.device | str = "cpu"
+    seed: int = 0
+    label: int | None = None
+    extractor: FeatureExtractor | Any | None = None
+    features: str | None = None
+    fid_weights: str | None = None
+    classifier: str | Any | None = None
+    data_key: dict[str, Any] | None = None
+    sample_options: dict[str, Any] = field(default_factory=dict)
+    progress: bool = True
+    # Generated images are kept on the host (uint8) for metrics that need the pixels again.
+    _generated: tuple[torch.Tensor, torch.Tensor | None] | None = field(default=None, repr=False)
+    _fake: FeatureSet | None = field(default=None, repr=False)
+    _real: FeatureSet | None = field(default=None, repr=False)
+    _recon: Reconstructions | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.device = torch.device(self.device)
+        if self.n < 2:
+            raise UserError(f"--n must be at least 2, not {self.n}")
+        if self.batch_size < 1:
+            raise UserError(f"--batch-size must be at least 1, not {self.batch_size}")
+        if self.label is not None:
+            if not getattr(self.model, "conditional", False):
+                raise UserError(f"--label needs a conditional model; {self.model.name!r} is not")
+            if not 0 <= self.label < self.model.num_classes:
+                raise UserError(f"--label {self.label} is out of range: the model has {self.model.num_classes} classes")
+
+    # ------------------------------------------------------------------ feature extractor
+    def feature_extractor(self) -> FeatureExtractor:
+        """Return the feature extractor (built once, moved to the device)."""
+        if self.extractor is None:
+            self.extractor = build_extractor(self.features, self.fid_weights)
+        if hasattr(self.extractor, "to"):
+            self.extractor.to(self.device)
+        return self.extractor
+
+    def extractor_id(self) -> dict[str, str]:
+        ext = self.feature_extractor()
+        return {"features": getattr(ext, "name", type(ext).__name__), "features_hash": getattr(ext, "hash", "")}
+
+    # ------------------------------------------------------------------ real images
+    def real_images(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Return the real images used (uint8, CPU) and their labels: at most ``n``, a fixed subset."""
+        images, labels = self.data.images, self.data.labels
+        if self.label is not None:
+            if labels is None:
+                raise UserError(f"--label needs labelled data; {self.data.name!r} has no labels")
+            keep = labels == self.label
+            images, labels = images[keep], labels[keep]
+            if len(images) < 2:
+                raise UserError(f"dataset {self.data.name!r} has fewer than 2 images of class {self.label}")
+        if len(images) > self.n:
+            # Seed 0, not --seed: the same real images for every evaluation, so their features cache.
+            idx = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[: self.n].sort().values
+            images = images[idx]
+            labels = labels[idx] if labels is not None else None
+        return images, labels
+
+    def real_features(self) -> FeatureSet:
+        """Return the features of the real images, from the disk cache when possible."""
+        if self._real is not None:
+            return self._real
+        images, labels = self.real_images()
+        path, key = self._cache_entry(len(images))
+        cached = _read_cache(path, key) if path else None
+        if cached is not None:
+            self._real = cached
+            return cached
+        feats = extract(self.feature_extractor(), images, self.batch_size, self.device, "real features", self.progress)
+        self._real = FeatureSet(feats, labels)
+        if path:
+            _write_cache(path, key, self._real)
+        return self._real
+
+    def _cache_entry(self, n_real: int) -> tuple[Path | None, str]:
+        ext_hash = getattr(self.feature_extractor(), "hash", "")
+        if not self.data_key or not ext_hash:
+            return None, ""
+        key = json.dumps({**self.data_key, "n": n_real, "label": self.label, **self.extractor_id()}, sort_keys=True)
+        return stats_dir() / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz", key
+
+    # ------------------------------------------------------------------ generated images
+    def sample_labels(self) -> torch.Tensor | None:
+        """Return the labels to generate with: ``label`` for all, or the classes in turn; None if unconditional."""
+        if not getattr(self.model, "conditional", False) or not self.model.num_classes:
+            return None
+        if self.label is not None:
+            return torch.full((self.n,), self.label, dtype=torch.long)
+        return torch.arange(self.n) % self.model.num_classes
+
+    def generated_features(self) -> FeatureSet:
+        """Return the features of ``n`` generated images, extracted batch by batch as they are made."""
+        if self._fake is None:
+            if self._generated is None:
+                self._generate(self.feature_extractor())
+            else:
+                images, labels = self._generated
+                feats = extract(self.feature_extractor(), images, self.batch_size, self.device, "generated features", self.progress)
+                self._fake = FeatureSet(feats, labels)
+        return self._fake
+
+    def generated_images(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Return the ``n`` generated images (uint8, CPU) and the labels they were asked for."""
+        if self._generated is None:
+            self._generate(None)
+        return self._generated
+
+    @torch.no_grad()
+    def _generate(self, extractor) -> None:
+        model, labels = self.model, self.sample_labels()
+        model.eval()
+        g = torch.Generator().manual_seed(self.seed)
+        images, feats = [], []
+        with progress_bar("generating", self.n, self.progress) as advance:
+            for lo in range(0, self.n, self.batch_size):
+                count = min(self.batch_size, self.n - lo)
+                lab = labels[lo : lo + count].to(model.device) if labels is not None else None
+                x = model.sample(count, lab, generator=g, **self.sample_options)
+                if tuple(x.shape) != (count, *model.image_shape):
+                    raise RuntimeError(f"{model.name}.sample({count}) returned shape {tuple(x.shape)}")
+                # Quantised as a saved PNG would be, so numbers agree with tools that read files.
+                u8 = to_uint8(x)
+                if extractor is not None:  # straight from the model to the extractor, on the device
+                    feats.append(extractor(u8.to(self.device)).float().cpu())
+                images.append(u8.cpu())
+                advance(count)
+        self._generated = (torch.cat(images), labels)
+        if extractor is not None:
+            self._fake = FeatureSet(torch.cat(feats), labels)
+
+    # ------------------------------------------------------------------ classifier
+    def classify(self, images: torch.Tensor) -> torch.Tensor:
+        """Return the classifier's logits [N, K] for uint8 images (CPU), computed in batches."""
+        if self.classifier is None:
+            raise UserError("class accuracy needs --classifier FILE (a TorchScript classifier)")
+        if not callable(self.classifier) or isinstance(self.classifier, (str, Path)):
+            self.classifier = TorchScriptFeatures(self.classifier, what="--classifier")
+        if hasattr(self.classifier, "to"):
+            self.classifier.to(self.device)
+        return extract(self.classifier, images, self.batch_size, self.device, "classifying", self.progress)
+
+    # ------------------------------------------------------------------ reconstructions
+    @torch.no_grad()
+    def reconstructions(self, keep: int = 8) -> Reconstructions:
+        """Return per-image MSE, PSNR and SSIM of reconstructions of the real images (one pass)."""
+        if self._recon is not None:
+            return self._recon
+        from gencli.metrics.recon import mse, psnr, ssim
+
+        model = self.model
+        model.eval()
+        images, labels = self.real_images()
+        if getattr(model, "conditional", False) and labels is None:
+            raise UserError(f"model {model.name!r} reconstructs with labels, but {self.data.name!r} has none")
+        parts: dict[str, list[torch.Tensor]] = {"mse": [], "psnr": [], "ssim": []}
+        originals, reconstructed = [], []
+        with progress_bar("reconstructing", len(images), self.progress) as advance:
+            for lo in range(0, len(images), self.batch_size):
+                x = to_float(images[lo : lo + self.batch_size].to(self.device))
+                lab = labels[lo : lo + len(x)].to(self.device) if labels is not None and model.conditional else None
+                y = model.reconstruct(x, lab).float().clamp(-1, 1)
+                # Errors on the [0, 1] scale, the convention for PSNR and SSIM.
+                a, b = (x + 1) / 2, (y + 1) / 2
+                parts["mse"].append(mse(a, b).cpu())
+                parts["psnr"].append(psnr(a, b).cpu())
+                parts["ssim"].append(ssim(a, b).cpu())
+                if sum(len(o) for o in originals) < keep:
+                    originals.append(x.cpu())
+                    reconstructed.append(y.cpu())
+                advance(len(x))
+        self._recon = Reconstructions(
+            **{k: torch.cat(v) for k, v in parts.items()},
+            originals=torch.cat(originals)[:keep],
+            reconstructed=torch.cat(reconstructed)[:keep],
+        )
+        return self._recon
+
+    # ------------------------------------------------------------------ settings
+    def settings(self) -> dict[str, Any]:
+        """Return the settings that produced the numbers (logged beside them)."""
+        s: dict[str, Any] = {"n": self.n, "seed": self.seed, "batch_size": self.batch_size}
+        if self._real is not None or self._recon is not None:
+            s["n_real"] = len(self.real_images()[0])
+        if self.label is not None:
+            s["label"] = self.label
+        if self.extractor is not None:
+            s.update(self.extractor_id())
+        if isinstance(self.classifier, TorchScriptFeatures):
+            s["classifier_hash"] = self.classifier.hash
+        if self.sample_options:
+            s["sample_options"] = dict(self.sample_options)
+        return s
+
+
+def _read_cache(path: Path, key: str) -> FeatureSet | None:
+    try:
+        with np.load(path) as f:
+            if str(f["key"]) != key:
+                return None
+            labels = torch.from_numpy(f["labels"]) if f["labels"].size else None
+            return FeatureSet(torch.from_numpy(f["features"]), labels, (f["mu"], f["sigma"]))
+    except (OSError, KeyError, ValueError):
+        return None  # absent or damaged: recompute and overwrite
+
+
+def _write_cache(path: Path, key: str, fs: FeatureSet) -> None:
+    # mu and sigma under pytorch-fid's key names: the file also works with `python -m pytorch_fid`.
+    mu, sigma = fs.statistics()
+    labels = fs.labels.numpy() if fs.labels is not None else np.zeros(0, dtype=np.int64)
+    buf = io.BytesIO()
+    np.savez(buf, key=np.array(key), mu=mu, sigma=sigma, features=fs.features.numpy(), labels=labels)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(buf.getvalue())
+    tmp.replace(path)
+

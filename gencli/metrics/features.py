@@ -1,0 +1,153 @@
+"""Feature extractors for FID-style metrics, and feature extraction in batches on the device.
+
+A feature extractor takes a batch of uint8 NCHW images already on the device and returns float
+features [N, D]. Two kinds:
+- ``InceptionFeatures``: pytorch-fid's Inception pool3 (2048-d), images scaled to [0, 1], grey
+  repeated to RGB, resized to 299 inside, exactly as pytorch-fid does for PNG files.
+- ``TorchScriptFeatures``: a user's TorchScript module (``--features model.pt``), the usual choice
+  for MNIST-like data. It receives float images in [-1, 1] at the dataset's size and channels
+  (what models see) and returns [N, D] (or [N, D, 1, 1], flattened).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import torch
+
+from gencli.data.base import to_float
+from gencli.errors import UserError
+from gencli.metrics.inception import FEATURE_DIMS, file_hash, find_weights, load_fid_inception
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, total: int, enabled: bool = True) -> Iterator[Callable[[int], None]]:
+    """Yield ``advance(k)`` for a Rich progress bar on stderr; silent when stderr is not a terminal."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from gencli.ui.console import err
+
+    show = enabled and err.is_terminal
+    if not show:
+        yield lambda k: None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda k: progress.advance(task, k)
+
+
+class FeatureExtractor:
+    """Maps uint8 images on the device to float features [N, D]."""
+
+    name: str = ""
+    # Identifies the exact network (weights included): part of every cache key and of the settings.
+    hash: str = ""
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def to(self, device: torch.device | str) -> "FeatureExtractor":
+        raise NotImplementedError
+
+
+class InceptionFeatures(FeatureExtractor):
+    """pytorch-fid's Inception pool3 features (2048-d) from local weights."""
+
+    dims = FEATURE_DIMS
+
+    def __init__(self, weights: str | os.PathLike | None = None) -> None:
+        path = find_weights(weights)
+        self.weights = path
+        self.name = "inception-pool3"
+        self.hash = file_hash(path)
+        self.net = load_fid_inception(path)
+
+    def to(self, device):
+        self.net.to(device)
+        return self
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.float() / 255.0  # the same scaling as torchvision's ToTensor on a PNG
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        return self.net(x)
+
+
+class TorchScriptFeatures(FeatureExtractor):
+    """A user's TorchScript feature network; images arrive in [-1, 1]."""
+
+    def __init__(self, path: str | os.PathLike, what: str = "--features") -> None:
+        self.module = load_torchscript(path, what)
+        self.path = Path(path)
+        self.name = f"torchscript:{self.path.name}"
+        self.hash = file_hash(self.path)
+        self.what = what
+
+    def to(self, device):
+        self.module.to(device)
+        return self
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        try:
+            out = self.module(to_float(images))
+        except Exception as exc:
+            raise UserError(f"{self.what} {str(self.path)!r} failed on images of shape "
+                            f"{list(images.shape[1:])}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        if not torch.is_tensor(out) or out.dim() < 2 or len(out) != len(images):
+            raise UserError(f"{self.what} {str(self.path)!r} must return a tensor [N, D] for N images")
+        return out.float().flatten(1)
+
+
+def load_torchscript(path: str | os.PathLike, what: str) -> torch.jit.ScriptModule:
+    """Return the TorchScript module in ``path`` in eval mode on the CPU, or raise ``UserError``."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise UserError(f"{what} {str(p)!r} does not exist")
+    try:
+        module = torch.jit.load(str(p), map_location="cpu")
+    except Exception:
+        raise UserError(f"{what} {str(p)!r} is not a TorchScript file (save one with torch.jit.save)") from None
+    return module.eval()
+
+
+def build_extractor(features: str | None = None, fid_weights: str | None = None) -> FeatureExtractor:
+    """Return the user's TorchScript extractor when given, else pytorch-fid's Inception."""
+    return TorchScriptFeatures(features) if features else InceptionFeatures(fid_weights)
+
+
+def extract(
+    extractor: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    batch_size: int,
+    device: torch.device | str,
+    description: str = "features",
+    progress: bool = True,
+) -> torch.Tensor:
+    """Return features [N, D] (float32, CPU) of uint8 ``images``, computed in batches on ``device``."""
+    return torch.cat(list(extract_batches(extractor, _chunks(images, batch_size), len(images), device, description, progress)))
+
+
+def extract_batches(
+    extractor: Callable[[torch.Tensor], torch.Tensor],
+    batches: Iterable[torch.Tensor],
+    total: int,
+    device: torch.device | str,
+    description: str = "features",
+    progress: bool = True,
+) -> Iterator[torch.Tensor]:
+    """Yield the features (float32, CPU) of each uint8 batch, moved to ``device`` first."""
+    with progress_bar(description, total, progress) as advance:
+        for batch in batches:
+            yield extractor(batch.to(device, non_blocking=True)).float().cpu()
+            advance(len(batch))
+
+
+def _chunks(images: torch.Tensor, size: int) -> Iterator[torch.Tensor]:
+    for i in range(0, len(images), size):
+        yield images[i : i + size]

@@ -1,0 +1,140 @@
+"""pytorch-fid's FID Inception (pool3, 2048-d), built from local weights without a hidden download.
+
+pytorch-fid's own ``InceptionV3`` fetches its weights from GitHub inside its constructor. We
+assemble the same network from pytorch-fid's own patched blocks and load the state dict from a
+file we found first, so FID agrees with the community's tool and works on offline machines.
+
+Where the weights are looked up, in order:
+1. ``--fid-weights PATH`` (the ``path`` argument);
+2. the environment variable ``GENCLI_FID_WEIGHTS``;
+3. torch's checkpoint cache, ``torch.hub.get_dir()/checkpoints/pt_inception-2015-12-05-6726825d.pth``,
+   where pytorch-fid itself downloads them (so a machine that ever ran pytorch-fid has them);
+4. a download into that cache; when it fails, one error line says which file to put where.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gencli.errors import UserError
+
+WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
+WEIGHTS_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{WEIGHTS_FILE}"
+WEIGHTS_ENV = "GENCLI_FID_WEIGHTS"
+FEATURE_DIMS = 2048
+
+
+def cached_weights_path() -> Path:
+    """Return where torch keeps downloaded weights for this file (it may not exist)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_FILE
+
+
+def download_weights(dest: Path) -> None:
+    """Download the FID Inception weights to ``dest``, checking the hash in their file name."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # The file name carries the first 8 hex digits of its sha256; torch checks them.
+    torch.hub.download_url_to_file(WEIGHTS_URL, str(dest), hash_prefix="6726825d", progress=True)
+
+
+def find_weights(path: str | os.PathLike | None = None, download: bool = True) -> Path:
+    """Return the path of the FID Inception weights, or raise ``UserError`` saying where to put them."""
+    given = path or os.environ.get(WEIGHTS_ENV)
+    if given:
+        p = Path(given).expanduser()
+        if not p.is_file():
+            source = "--fid-weights" if path else WEIGHTS_ENV
+            raise UserError(f"{source} {str(p)!r} does not exist; it should be {WEIGHTS_FILE} from {WEIGHTS_URL}")
+        return p
+    cached = cached_weights_path()
+    if cached.is_file():
+        return cached
+    if download:
+        try:
+            download_weights(cached)
+            return cached
+        except Exception:  # offline, proxy, wrong hash: all end in the same advice
+            cached.unlink(missing_ok=True)
+    raise UserError(
+        f"FID needs the Inception weights {WEIGHTS_FILE}: download {WEIGHTS_URL} and put it at "
+        f"{cached}, or pass --fid-weights PATH (or set {WEIGHTS_ENV})"
+    )
+
+
+_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def file_hash(path: str | os.PathLike) -> str:
+    """Return the first 16 hex digits of the file's sha256 (memoised by path, size and mtime)."""
+    p = Path(path)
+    st = p.stat()
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _HASHES:
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        _HASHES[key] = h.hexdigest()[:16]
+    return _HASHES[key]
+
+
+def fid_inception_architecture() -> nn.Module:
+    """Return torchvision's Inception v3 patched into pytorch-fid's FID variant, weights untouched."""
+    from pytorch_fid import inception as pf
+
+    net = pf._inception_v3(num_classes=1008, aux_logits=False, weights=None)
+    # The blocks where TensorFlow's graph differs from torchvision's (pooling without padding, a
+    # max pool in the last block), as pytorch-fid patches them.
+    net.Mixed_5b = pf.FIDInceptionA(192, pool_features=32)
+    net.Mixed_5c = pf.FIDInceptionA(256, pool_features=64)
+    net.Mixed_5d = pf.FIDInceptionA(288, pool_features=64)
+    net.Mixed_6b = pf.FIDInceptionC(768, channels_7x7=128)
+    net.Mixed_6c = pf.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6d = pf.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6e = pf.FIDInceptionC(768, channels_7x7=192)
+    net.Mixed_7b = pf.FIDInceptionE_1(1280)
+    net.Mixed_7c = pf.FIDInceptionE_2(2048)
+    return net
+
+
+class FIDInception(nn.Module):
+    """pytorch-fid's ``InceptionV3`` up to pool3: images in [0, 1], any size, 3 channels -> [N, 2048]."""
+
+    def __init__(self, inception: nn.Module) -> None:
+        super().__init__()
+        i = inception
+        # The same four blocks as pytorch-fid, so the state dicts and the arithmetic match.
+        self.blocks = nn.ModuleList([
+            nn.Sequential(i.Conv2d_1a_3x3, i.Conv2d_2a_3x3, i.Conv2d_2b_3x3, nn.MaxPool2d(kernel_size=3, stride=2)),
+            nn.Sequential(i.Conv2d_3b_1x1, i.Conv2d_4a_3x3, nn.MaxPool2d(kernel_size=3, stride=2)),
+            nn.Sequential(i.Mixed_5b, i.Mixed_5c, i.Mixed_5d, i.Mixed_6a, i.Mixed_6b, i.Mixed_6c, i.Mixed_6d, i.Mixed_6e),
+            nn.Sequential(i.Mixed_7a, i.Mixed_7b, i.Mixed_7c, nn.AdaptiveAvgPool2d(output_size=(1, 1))),
+        ])
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
+        x = 2 * x - 1
+        for block in self.blocks:
+            x = block(x)
+        return x.flatten(1)
+
+
+def load_fid_inception(weights: str | os.PathLike) -> FIDInception:
+    """Return the FID Inception with the weights of file ``weights``, in eval mode on the CPU."""
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UserError(f"cannot read FID Inception weights {str(weights)!r}: {type(exc).__name__}") from None
+    net = fid_inception_architecture()
+    try:
+        net.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError):
+        raise UserError(f"{str(weights)!r} does not hold FID Inception weights ({WEIGHTS_FILE} from {WEIGHTS_URL})") from None
+    return FIDInception(net).eval()

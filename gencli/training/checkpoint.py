@@ -1,0 +1,182 @@
+"""Checkpoints: weights as safetensors, the rest loaded with ``torch.load(weights_only=True)``.
+
+Layout inside a run directory::
+
+    checkpoints/step-00000400/weights.safetensors   networks' parameters and buffers, "<net>.<key>"
+    checkpoints/step-00000400/state.pt              optimizers, schedulers, scalers, RNG, model extra state
+    checkpoints/step-00000400/meta.json             step, epoch, model name, file sizes
+    checkpoints/latest                              name of the newest complete checkpoint
+
+A checkpoint is written into ``step-N.tmp-<pid>`` and renamed into place, then ``latest`` is
+replaced atomically, so a run killed at any moment leaves its last complete checkpoint intact.
+Nothing is ever unpickled: a checkpoint from a stranger cannot run code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from gencli.errors import UserError
+
+FORMAT = 1
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def network_tensors(nets: dict[str, torch.nn.Module]) -> dict[str, torch.Tensor]:
+    """Return every network's state as one flat dict of CPU tensors named ``<net>.<key>``."""
+    out = {}
+    for name, net in nets.items():
+        for key, value in net.state_dict().items():
+            if torch.is_tensor(value):
+                out[f"{name}.{key}"] = value.detach().to("cpu").contiguous().clone()
+    return out
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(run_dir: Path, model, epoch: int, batch_in_epoch: int, keep: int = 3) -> Path:
+    """Write the model's full training state at ``model.step``; return the checkpoint folder."""
+    root = run_dir / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"step-{model.step:08d}"
+    tmp = root / f".{name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    save_file(network_tensors(model.nets), str(tmp / "weights.safetensors"), metadata={"model": model.name})
+    state = {
+        "format": FORMAT,
+        "step": model.step,
+        "epoch": epoch,
+        "batch_in_epoch": batch_in_epoch,
+        "optimizers": {k: v.state_dict() for k, v in model.optimizers.items()},
+        "schedulers": {k: v.state_dict() for k, v in model.schedulers.items()},
+        "scalers": {k: v.state_dict() for k, v in model.scalers.items()},
+        "rng": rng_state(),
+        "extra": model.extra_state(),
+    }
+    torch.save(state, tmp / "state.pt")
+    meta = {"format": FORMAT, "model": model.name, "step": model.step, "epoch": epoch,
+            "files": {f.name: f.stat().st_size for f in tmp.iterdir()}}
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+    for f in tmp.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    final = root / name
+    if final.exists():  # re-saving the same step after a resume
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _fsync_dir(root)
+    write_atomic(root / "latest", name.encode())
+    _prune(root, keep, protect=name)
+    return final
+
+
+def _prune(root: Path, keep: int, protect: str) -> None:
+    done = sorted(p for p in root.glob("step-*") if p.is_dir() and ".tmp" not in p.name)
+    for old in done[:-keep] if keep > 0 else []:
+        if old.name != protect:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """Return the newest complete checkpoint folder of a run, or None."""
+    root = run_dir / "checkpoints"
+    pointer = root / "latest"
+    if pointer.is_file():
+        candidate = root / pointer.read_text().strip()
+        if (candidate / "meta.json").is_file():
+            return candidate
+    done = sorted(p for p in root.glob("step-*") if (p / "meta.json").is_file() and ".tmp" not in p.name)
+    return done[-1] if done else None
+
+
+def read_meta(ckpt: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads((ckpt / "meta.json").read_text())
+    except (OSError, ValueError):
+        raise UserError(f"{str(ckpt)!r} is not a gencli checkpoint (no readable meta.json)") from None
+    for fname, size in meta.get("files", {}).items():
+        f = ckpt / fname
+        if not f.is_file() or f.stat().st_size != size:
+            raise UserError(f"checkpoint {str(ckpt)!r} is truncated or damaged ({fname} is incomplete)")
+    return meta
+
+
+def load_weights(ckpt: Path, model) -> None:
+    """Load network weights into ``model.nets``, refusing another model's checkpoint."""
+    meta = read_meta(ckpt)
+    if meta.get("model") != model.name:
+        raise UserError(f"checkpoint {str(ckpt)!r} is of model {meta.get('model')!r}, not {model.name!r}")
+    try:
+        tensors = load_file(str(ckpt / "weights.safetensors"), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise UserError(f"cannot read weights in {str(ckpt)!r}: {exc}") from None
+    for name, net in model.nets.items():
+        prefix = f"{name}."
+        state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        try:
+            net.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise UserError(f"checkpoint {str(ckpt)!r} does not fit network {name!r} of {model.name}: {first}") from None
+
+
+def load_training_state(ckpt: Path, model) -> dict[str, Any]:
+    """Restore optimizers, schedulers, scalers, RNG and extra state; return the state dict."""
+    try:
+        state = torch.load(ckpt / "state.pt", map_location="cpu", weights_only=True)
+    except Exception as exc:  # an unpickling refusal or a damaged file
+        raise UserError(f"cannot read training state in {str(ckpt)!r}: {type(exc).__name__}") from None
+    for kind in ("optimizers", "schedulers", "scalers"):
+        table = getattr(model, kind)
+        saved = state.get(kind, {})
+        if set(saved) != set(table):
+            raise UserError(f"checkpoint {str(ckpt)!r} has {kind} {sorted(saved)}, model expects {sorted(table)}")
+        for k, obj in table.items():
+            obj.load_state_dict(saved[k])
+    model.load_extra_state(state.get("extra", {}))
+    model.step = int(state["step"])
+    set_rng_state(state["rng"])
+    return state
