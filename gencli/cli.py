@@ -543,7 +543,22 @@ _register_plugin_commands()
 
 
 def main() -> None:
-    app()
+    """Run the CLI; usage errors (unknown option, missing argument) also end in one line and exit 2."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(prog_name="gencli", standalone_mode=False)
+    except Exception as exc:
+        format_message = getattr(exc, "format_message", None)
+        if format_message is None or _state["debug"]:
+            raise
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.show()
+            sys.exit(0)
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        print(f"error: {format_message()}{hint}", file=sys.stderr)
+        sys.exit(getattr(exc, "exit_code", 2))
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
