@@ -12,7 +12,9 @@ Rules a ``train_step`` follows so it runs unchanged on CPU or GPU, in fp32 or au
 process or many:
 - update through ``self.optimize(name, loss)``: it zeroes, backpropagates (scaled for fp16),
   averages gradients across processes and steps that optimizer;
-- draw randomness from torch's global generator (the checkpoint saves and restores it);
+- draw randomness from torch's global generator (the checkpoint saves and restores it), and
+  per-example noise through ``self.randn(n, ...)`` / ``self.randn_like(x)``, so a data-parallel
+  run draws exactly the noise a single process would for the same global batch;
 - return a dict of scalar tensors, detached; the engine reads them only when it logs.
 """
 
@@ -77,6 +79,8 @@ class Model:
     figures: ClassVar[frozenset[str]] = frozenset()
     # Data augmentation as in the translation papers: random flips of training batches.
     augment_flip: ClassVar[bool] = False
+    # Hyperparameters that make the model tiny for tests (the conformance kit applies them).
+    test_overrides: ClassVar[dict[str, Any]] = {}
 
     @classmethod
     def load_size(cls, hp: Any, image_size: int) -> int | None:
@@ -105,6 +109,7 @@ class Model:
         fp16 = precision == "fp16" and self.device.type == "cuda"
         self.scalers = {name: torch.amp.GradScaler(self.device.type, enabled=fp16) for name in self.optimizers}
         self.process_group = None  # set by the engine for data-parallel training
+        self.rank, self.world_size = 0, 1
         self.step = 0  # optimizer steps taken (``train_step`` calls completed), kept by the engine
 
     # ------------------------------------------------------------------ to implement
@@ -221,6 +226,21 @@ class Model:
             average_gradients(opt, self.process_group)
         scaler.step(opt)
         scaler.update()
+
+    def randn(self, *shape: int, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Standard normal noise for this process's share of a global batch (``shape[0]`` local rows).
+
+        Every process draws the noise of the whole global batch from the same generator state and
+        keeps its own rows, so training on N processes matches training on one.
+        """
+        if self.world_size == 1:
+            return torch.randn(*shape, device=self.device, dtype=dtype)
+        n = shape[0]
+        full = torch.randn(n * self.world_size, *shape[1:], device=self.device, dtype=dtype)
+        return full[self.rank * n : (self.rank + 1) * n]
+
+    def randn_like(self, x: torch.Tensor) -> torch.Tensor:
+        return self.randn(*x.shape, dtype=x.dtype)
 
     def autocast(self):
         """Context for forward passes: autocast in bf16/fp16 when asked, else nothing."""

@@ -344,6 +344,7 @@ def train(config: TrainConfig, display=None) -> Path:
             model.nets[k] = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
     if info_dist.enabled:
         model.process_group = torch.distributed.group.WORLD
+        model.rank, model.world_size = info_dist.rank, info_dist.world_size
         dist_util.broadcast_model(model)
     if device.type == "cuda":
         for net in model.nets.values():

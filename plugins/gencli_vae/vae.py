@@ -33,14 +33,24 @@ def conv_sizes(size: int, depth: int) -> list[int]:
     return sizes
 
 
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """Return the normalisation after a conv: batch norm, group norm (8 groups or fewer), or none."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "group":
+        return nn.GroupNorm(min(8, channels), channels)
+    return nn.Identity()
+
+
 class Encoder(nn.Module):
     """Image (+ optional one-hot label) -> (mu, logvar)."""
 
-    def __init__(self, channels: int, size: int, widths: tuple[int, ...], latent_dim: int, num_classes: int = 0):
+    def __init__(self, channels: int, size: int, widths: tuple[int, ...], latent_dim: int, num_classes: int = 0,
+                 norm: str = "batch"):
         super().__init__()
         layers, c_in = [], channels
         for w in widths:
-            layers += [nn.Conv2d(c_in, w, 3, stride=2, padding=1), nn.BatchNorm2d(w), nn.LeakyReLU(0.2, inplace=True)]
+            layers += [nn.Conv2d(c_in, w, 3, stride=2, padding=1), norm_layer(norm, w), nn.LeakyReLU(0.2, inplace=True)]
             c_in = w
         self.features = nn.Sequential(*layers)
         last = conv_sizes(size, len(widths))[-1]
@@ -57,7 +67,8 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     """Latent (+ optional one-hot label) -> image logits, mirroring the encoder."""
 
-    def __init__(self, channels: int, size: int, widths: tuple[int, ...], latent_dim: int, num_classes: int = 0):
+    def __init__(self, channels: int, size: int, widths: tuple[int, ...], latent_dim: int, num_classes: int = 0,
+                 norm: str = "batch"):
         super().__init__()
         sizes = conv_sizes(size, len(widths))
         self.start = (widths[-1], sizes[-1], sizes[-1])
@@ -70,7 +81,7 @@ class Decoder(nn.Module):
             c_out = rev[i + 1] if i + 1 < len(rev) else channels
             layers.append(nn.ConvTranspose2d(w, c_out, 3, stride=2, padding=1, output_padding=out_pad))
             if i + 1 < len(rev):
-                layers += [nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, inplace=True)]
+                layers += [norm_layer(norm, c_out), nn.LeakyReLU(0.2, inplace=True)]
         self.body = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, onehot: torch.Tensor | None = None) -> torch.Tensor:
@@ -103,6 +114,7 @@ class VAEHyperparameters(Hyperparameters):
     beta: float = field(default=1.0, metadata={"help": "KL weight (1 = the VAE bound; > 1 = beta-VAE)"})
     recon: Literal["bce", "mse"] = field(default="bce", metadata={"help": "reconstruction loss"})
     widths: tuple[int, ...] = field(default=(32, 64, 128), metadata={"help": "encoder widths, one stride-2 conv each"})
+    norm: Literal["batch", "group", "none"] = field(default="batch", metadata={"help": "normalisation after each conv"})
 
     def validate(self) -> None:
         require(self.lr > 0, f"lr must be > 0, got {self.lr}")
@@ -117,6 +129,7 @@ class VAE(Model):
     data = "images"
     Hyperparameters = VAEHyperparameters
     defaults = TrainDefaults(image_size=32, channels=3, batch_size=64, steps=1200, sample_every=100, checkpoint_every=400)
+    test_overrides = {"widths": (8, 16), "latent_dim": 4}
 
     @classmethod
     def check_shape(cls, image_size: int, channels: int) -> None:
@@ -131,8 +144,8 @@ class VAE(Model):
     def build_networks(self) -> dict[str, nn.Module]:
         hp, c, s = self.hp, self.channels, self.image_size
         return {
-            "encoder": Encoder(c, s, tuple(hp.widths), hp.latent_dim, self.label_dim),
-            "decoder": Decoder(c, s, tuple(hp.widths), hp.latent_dim, self.label_dim),
+            "encoder": Encoder(c, s, tuple(hp.widths), hp.latent_dim, self.label_dim, hp.norm),
+            "decoder": Decoder(c, s, tuple(hp.widths), hp.latent_dim, self.label_dim, hp.norm),
         }
 
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -155,7 +168,7 @@ class VAE(Model):
         """Return recon, kl and the encoder outputs for one batch (no update)."""
         onehot = self.onehot(batch.labels)
         mu, logvar = self.nets["encoder"](batch.images, onehot)
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        z = mu + self.randn_like(mu) * (0.5 * logvar).exp()
         logits = self.nets["decoder"](z, onehot)
         return {
             "recon": reconstruction_loss(logits.float(), batch.images, self.hp.recon),
