@@ -358,7 +358,7 @@ def eval_(
 def translate(
     run: Optional[str] = typer.Argument(None, help="Run directory, checkpoint, or model name of a translation model."),
     inputs: Optional[list[Path]] = typer.Argument(None, help="Image files or folders."),
-    direction: str = typer.Option("a2b", "--direction", help="a2b or b2a."),
+    direction: Optional[str] = typer.Option(None, "--direction", help="a2b or b2a (default: the model's own)."),
     to: Optional[str] = typer.Option(None, "--to", help="Target domain: a, b, or a domain name of the run's data."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: RUN/translated)."),
     side_by_side: bool = typer.Option(False, "--side-by-side", help="Write input | output pairs."),
@@ -390,6 +390,8 @@ def translate(
         raise UserError("give at least one image file or folder to translate")
     if to is not None:
         direction = _direction_for(model, to)
+    elif direction is None:
+        direction = tuple(getattr(model, "directions", ("a2b",)))[0]
     if direction not in ("a2b", "b2a"):
         raise UserError(f"--direction must be a2b or b2a, got {direction!r}")
     from gencli.commands.translate import translate_paths

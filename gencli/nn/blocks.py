@@ -108,7 +108,11 @@ class ResnetGenerator(nn.Module):
         ]
         width = ngf
         for _ in range(self.downsamplings):
-            layers += [nn.Conv2d(width, width * 2, 3, stride=2, padding=1, bias=bias), make_norm(width * 2), nn.ReLU(True)]
+            layers += [
+                nn.Conv2d(width, width * 2, 3, stride=2, padding=1, bias=bias),
+                make_norm(width * 2),
+                nn.ReLU(True),
+            ]
             width *= 2
         layers += [ResnetBlock(width, norm, dropout) for _ in range(blocks)]
         for _ in range(self.downsamplings):
@@ -236,7 +240,11 @@ class PatchDiscriminator(nn.Module):
         for n in range(1, layers + 1):
             out = ndf * min(2**n, 8)
             stride = 2 if n < layers else 1  # the last widening conv keeps the resolution
-            seq += [nn.Conv2d(width, out, 4, stride=stride, padding=1, bias=bias), make_norm(out), nn.LeakyReLU(0.2, True)]
+            seq += [
+                nn.Conv2d(width, out, 4, stride=stride, padding=1, bias=bias),
+                make_norm(out),
+                nn.LeakyReLU(0.2, True),
+            ]
             width = out
         seq.append(nn.Conv2d(width, 1, 4, stride=1, padding=1))
         self.model = nn.Sequential(*seq)
@@ -295,6 +303,7 @@ class ImagePool:
             return images
         if self.images is None:
             self.images = images.new_empty((self.size, *images.shape[1:]))
+        images = images.to(self.images.dtype)  # one dtype, whatever autocast produced
         out = []
         for image in images:
             if self.count < self.size:
@@ -311,7 +320,8 @@ class ImagePool:
 
     def state(self) -> dict[str, Any]:
         """Return the stored images (on the CPU) for a checkpoint."""
-        stored = self.images[: self.count].cpu() if self.images is not None else torch.empty(0)
+        # A compact copy: saving a view would write the whole preallocated buffer.
+        stored = self.images[: self.count].to("cpu", copy=True) if self.images is not None else torch.empty(0)
         return {"images": stored, "count": self.count}
 
     def load_state(self, state: dict[str, Any], device: torch.device | str = "cpu") -> None:

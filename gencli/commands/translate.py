@@ -1,0 +1,212 @@
+"""`gencli translate`: image files and folders in, translated images out under the same names.
+
+Each image is resized (stretched) to the network's square size, translated in batches on the
+model's device, and written as the same file name in the output folder: at the network size, or
+resized back to the source size with ``resize_back``; optionally side by side with its input.
+A source format that cannot be written (or cannot hold the channels) is written as PNG.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gencli.data.base import to_float, to_uint8
+from gencli.data.folders import is_image, list_images
+from gencli.errors import UserError
+from gencli.models.base import require_capability
+
+DIRECTIONS = ("a2b", "b2a")
+
+
+@dataclass
+class _Item:
+    """One image to translate: where it comes from and where its translation goes."""
+
+    source: Path
+    target: Path
+    size: tuple[int, int] = (0, 0)  # (width, height) of the source, known once decoded
+
+
+def translate_paths(
+    model,
+    inputs: Sequence[Path],
+    direction: str,
+    out: Path,
+    side_by_side: bool = False,
+    resize_back: bool = False,
+    batch_size: int = 16,
+    image_size: int | None = None,
+    channels: int | None = None,
+    device: torch.device | str | None = None,
+    show_progress: bool = True,
+) -> list[Path]:
+    """Translate the images of ``inputs`` (files or folders) into ``out``; return the written paths.
+
+    Folders contribute the image files directly inside them, by extension. Nothing is written
+    until every input has been found and checked to be a readable image.
+    """
+    require_capability(type(model), "translate", "translate images")
+    check_direction(model, direction)
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+    channels = channels or model.channels
+    image_size = image_size or model.image_size
+    device = torch.device(device) if device is not None else model.device
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {str(out)!r} exists and is not a folder")
+    items = _plan(collect_images(inputs), out, channels)
+
+    model.eval()
+    written: list[Path] = []
+    out.mkdir(parents=True, exist_ok=True)
+    with _progress(len(items), show_progress) as advance:
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
+            originals = [_read(item, channels) for item in chunk]
+            x = torch.stack([_resize(img, image_size, image_size) for img in originals]).to(device)
+            with torch.no_grad():
+                y = model.translate(to_float(x), direction)
+            y = to_uint8(y.float()).cpu()
+            for item, original, small, result in zip(chunk, originals, x.cpu(), y):
+                if resize_back:
+                    w, h = item.size
+                    result, shown = _resize(result, h, w), original
+                else:
+                    shown = small
+                image = torch.cat([shown, result], dim=2) if side_by_side else result
+                written.append(_write(image, item.target))
+            advance(len(chunk))
+    return written
+
+
+def check_direction(model, direction: str) -> None:
+    """Raise ``UserError`` unless ``model`` translates in ``direction``."""
+    allowed = tuple(getattr(model, "directions", DIRECTIONS))
+    if direction not in allowed:
+        can = " or ".join(allowed)
+        raise UserError(f"model {model.name!r} translates {can}, not {direction!r}")
+
+
+def collect_images(inputs: Sequence[Path]) -> list[Path]:
+    """Return the image files named by ``inputs`` (files, or folders' images), in order."""
+    if not inputs:
+        raise UserError("give at least one image file or folder to translate")
+    files: list[Path] = []
+    for path in map(lambda p: Path(p).expanduser(), inputs):
+        if not path.exists():
+            raise UserError(f"input {str(path)!r} does not exist")
+        if path.is_dir():
+            found = list_images(path)
+            if not found:
+                raise UserError(f"input folder {str(path)!r} has no images")
+            files += found
+        elif is_image(path):
+            files.append(path)
+        else:
+            raise UserError(f"input {str(path)!r} is not an image (by its extension)")
+    return files
+
+
+def _plan(files: list[Path], out: Path, channels: int) -> list[_Item]:
+    """Return one item per file with its output path; refuse clashes and unreadable images."""
+    items, taken = [], {}
+    for source in files:
+        target = out / _output_name(source, channels)
+        key = os.path.normcase(str(target.absolute()))
+        if key in taken:
+            raise UserError(
+                f"{str(source)!r} and {str(taken[key])!r} would both be written as {str(target)!r}; "
+                "translate them into separate --out folders"
+            )
+        if target.exists() and target.resolve() == source.resolve():
+            raise UserError(f"translating {str(source)!r} into {str(out)!r} would overwrite it; choose another --out")
+        taken[key] = source
+        _check_readable(source)
+        items.append(_Item(source, target))
+    return items
+
+
+def _output_name(source: Path, channels: int) -> str:
+    """Return the output file name: the source's, or its stem + .png if that format cannot be written."""
+    from PIL import Image
+
+    suffix = source.suffix.lower()
+    writable = Image.registered_extensions().get(suffix) in Image.SAVE
+    if suffix == ".pgm" and channels != 1:  # a grey-only format cannot hold colour output
+        writable = False
+    return source.name if writable else source.stem + ".png"
+
+
+def _check_readable(path: Path) -> None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.verify()
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise UserError(f"cannot read image {str(path)!r}: {exc}") from None
+
+
+def _read(item: _Item, channels: int) -> torch.Tensor:
+    """Return the full-size image of ``item`` as uint8 [C, H, W]; record its size."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(item.source) as img:
+            # Camera photos store their rotation in EXIF: translate the picture as it is seen.
+            img = ImageOps.exif_transpose(img).convert("L" if channels == 1 else "RGB")
+            item.size = img.size
+            arr = np.asarray(img, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise UserError(f"cannot read image {str(item.source)!r}: {exc}") from None
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1)
+
+
+def _resize(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Return uint8 [C, H, W] ``image`` resized (not cropped) to ``height`` x ``width``."""
+    if image.shape[-2:] == (height, width):
+        return image
+    resized = torch.nn.functional.interpolate(
+        image[None].float(), size=(height, width), mode="bicubic", antialias=True, align_corners=False
+    )
+    return resized[0].round().clamp(0, 255).to(torch.uint8)
+
+
+def _write(image: torch.Tensor, path: Path) -> Path:
+    """Write uint8 [C, H, W] ``image`` to ``path`` (format by extension) via a temporary file."""
+    from PIL import Image
+
+    arr = image.permute(1, 2, 0).numpy()
+    pil = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+    fmt = Image.registered_extensions()[path.suffix.lower()]
+    options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}  # not the lossy defaults' 75-80
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    pil.save(tmp, format=fmt, **options)
+    tmp.replace(path)
+    return path
+
+
+@contextlib.contextmanager
+def _progress(total: int, enabled: bool):
+    """Yield ``advance(n)`` for a transient Rich progress bar over ``total`` images on stderr.
+
+    Rich draws nothing when stderr is not a terminal, so piped or captured output stays clean.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from gencli.ui.console import err
+
+    columns = (TextColumn("translating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True, disable=not enabled) as progress:
+        task = progress.add_task("translate", total=total)
+        yield lambda n: progress.advance(task, n)

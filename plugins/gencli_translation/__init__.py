@@ -1,0 +1,1 @@
+"""gencli's image-to-image translation family (CycleGAN, pix2pix), packaged as an ordinary gencli plugin."""
