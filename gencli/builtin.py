@@ -7,6 +7,7 @@ GENCLI_API = 1
 
 _SHAPES_INFO = {
     "source": "generated on the fly by gencli (offline, deterministic by seed)",
+    "storage": "generated",
     "licence": "MIT (part of gencli)",
     "images": "10,000 train / 1,000 test",
     "resolution": "any (drawn at the requested size)",

@@ -487,12 +487,14 @@ def _model_info(spec, json_out: bool) -> None:
 def datasets(
     info: Optional[str] = typer.Option(None, "--info", help="Show a dataset's card: source, licence, citation, classes."),
     prepare: Optional[str] = typer.Option(None, "--prepare", help="Download and verify a dataset without training."),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="With --prepare: also build the prepared cache at this size (decodes and checks every image)."),
+    channels: Optional[int] = typer.Option(None, "--channels", help="With --prepare --image-size: channels of the prepared cache (default 3)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List datasets, show their cards, or prepare one."""
     from gencli.data import cards
 
-    cards.datasets_command(info, prepare, json_out)
+    cards.datasets_command(info, prepare, json_out, image_size, channels)
 
 
 @app.command()

@@ -60,27 +60,39 @@ class CacheKey:
         return asdict(self)
 
 
-def fingerprint(paths: list[Path] | Path) -> str:
-    """Return a fingerprint of source files: their count, total size and newest modification.
+def fingerprint(paths: list[Path] | Path, exclude: Path | None = None) -> str:
+    """Return a fingerprint of source files: their count and a digest of every file's path,
+    size and modification time.
 
-    A folder stands for every file under it. Cheap (one ``stat`` per file) and changed by any
-    added, removed, resized or rewritten file.
+    A folder stands for every file under it (paths relative to it), except the folder
+    ``exclude`` (the data directory, when a dataset folder holds it). Cheap (one ``stat`` per
+    file) and changed by any added, removed, renamed, moved, resized or rewritten file.
     """
-    if isinstance(paths, Path):
-        paths = [paths]
-    count = total = newest = 0
-    stack = list(paths)
-    while stack:
-        path = stack.pop()
-        st = os.stat(path)
-        if os.path.isdir(path):
+    skip = os.path.realpath(exclude) if exclude is not None else None
+    roots = [paths] if isinstance(paths, Path) else list(paths)
+    digest = hashlib.sha256()
+    count = 0
+    for root in roots:
+        root = Path(root)
+        stack = [root]
+        records = []
+        while stack:
+            path = stack.pop()
+            if not path.is_dir():
+                st = path.stat()
+                records.append(f"{path.relative_to(root) if path != root else path.name}\0{st.st_size}\0{st.st_mtime_ns}")
+                continue
             with os.scandir(path) as it:
-                stack.extend(Path(e.path) for e in it)
-            continue
-        count += 1
-        total += st.st_size
-        newest = max(newest, st.st_mtime_ns)
-    return f"{count}:{total}:{newest}"
+                for e in it:
+                    if e.is_dir():
+                        if skip is None or os.path.realpath(e.path) != skip:
+                            stack.append(Path(e.path))
+                    else:
+                        st = e.stat()
+                        records.append(f"{Path(e.path).relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}")
+        count += len(records)
+        digest.update("\n".join(sorted(records)).encode("utf-8", "surrogateescape"))
+    return f"{count}:{digest.hexdigest()[:32]}"
 
 
 @dataclass
@@ -111,7 +123,7 @@ class EntryWriter:
         self.tmp = root / f".{key.slot()}.tmp-{os.getpid()}"
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp.mkdir(parents=True)
-        self._files: dict[str, tuple] = {}  # name -> (file object, dtype, tail shape, rows)
+        self._files: dict[str, list] = {}  # name -> [file object, dtype, tail shape, rows]
 
     def append(self, name: str, rows: np.ndarray) -> None:
         """Append ``rows`` (first axis = items) to array ``name``, creating it on first use."""
@@ -140,12 +152,16 @@ class EntryWriter:
             f.flush()
             os.fsync(f.fileno())
         final = self.root / self.key.slot()
+        if read_entry(final, self.key) is not None:  # another process (a distributed rank) finished first
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return final
         shutil.rmtree(final, ignore_errors=True)
         try:
             os.rename(self.tmp, final)
         except OSError:
-            if not (final / HEADER).is_file():  # a concurrent builder finishing first is fine
+            if read_entry(final, self.key) is None:
                 raise
+            shutil.rmtree(self.tmp, ignore_errors=True)
         self._sync_dir(self.root)
         return final
 
@@ -241,8 +257,8 @@ def prepared(key: CacheKey, build: Callable[[EntryWriter], dict], root: Path | N
     return entry
 
 
-def entries_for(dataset: str, root: Path | None = None) -> list[dict]:
-    """Return a summary (split, size, channels, images, bytes, path) of each complete entry of ``dataset``."""
+def list_entries(root: Path | None = None) -> list[dict]:
+    """Return a summary of every complete entry: dataset, split, size, channels, images, bytes, path."""
     root = root or prepared_root()
     if not root.is_dir():
         return []
@@ -251,11 +267,10 @@ def entries_for(dataset: str, root: Path | None = None) -> list[dict]:
         if path.name.startswith(".") or not path.is_dir():
             continue
         entry = read_entry(path)
-        if entry is None or entry.header["key"].get("dataset") != dataset:
+        if entry is None:
             continue
         key = entry.header["key"]
-        size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
-        images = entry.header["arrays"].get("images", {}).get("shape", [0])[0]
-        found.append({"split": key["split"], "size": key["size"], "channels": key["channels"],
-                      "images": images, "bytes": size, "path": str(path)})
+        found.append({"dataset": key["dataset"], "split": key["split"], "size": key["size"],
+                      "channels": key["channels"], "images": entry.header["arrays"]["images"]["shape"][0],
+                      "bytes": sum(f.stat().st_size for f in path.iterdir() if f.is_file()), "path": str(path)})
     return found

@@ -16,7 +16,6 @@ Nothing here imports torch.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import http.client
 import json
@@ -48,12 +47,11 @@ JUNK_FOLDERS = {"__MACOSX"}
 LAYOUT_FOLDERS = {"train", "test", "val", "trainA", "trainB", "testA", "testB"}
 
 
-@functools.lru_cache(maxsize=1)
 def stderr_console():
     """Return the Rich console that progress bars and notices are written to (stderr)."""
-    from rich.console import Console
+    from gencli.ui.console import err
 
-    return Console(stderr=True)
+    return err
 
 
 def say(message: str, console=None) -> None:
@@ -136,7 +134,8 @@ def fetch(url: str, dest: str | Path, sha256: str | None = None, *, console=None
             return dest
         part.unlink()
         if attempt == 1:
-            say(f"{dest.name} failed its checksum (got {digest[:12]}..., expected {expected[:12]}...); retrying once", console)
+            say(f"{dest.name} failed its checksum (got {digest[:12]}..., expected {expected[:12]}...); "
+                "retrying once", console)
     recorded = "" if sha256 else f"; if the file changed upstream, delete {checksum_path(dest)} to accept the new one"
     raise UserError(
         f"{url} failed its checksum twice (expected SHA-256 {expected}, got {digest}); nothing was kept{recorded}"
@@ -182,8 +181,11 @@ def _download(url: str, part: Path, dest: Path, console=None) -> None:
                         return
                     raise http.client.IncompleteRead(b"", total - offset)
             except urllib.error.HTTPError as exc:
-                if exc.code == 416 and offset:  # our partial file is not a prefix the server knows
-                    part.unlink()
+                if exc.code == 416 and offset:
+                    whole = re.match(r"bytes \*/(\d+)", exc.headers.get("Content-Range", "") if exc.headers else "")
+                    if whole and int(whole.group(1)) == offset:
+                        return  # the transfer had finished; only the rename was missing
+                    part.unlink()  # our partial file is not a prefix the server knows
                     offset = 0
                     stalled += 1
                     if stalled < STALLED_ATTEMPTS:
@@ -230,7 +232,8 @@ def _member_parts(name: str, archive: Path) -> tuple[str, ...]:
         raise UserError(f"refusing to extract {archive.name}: member {name!r} has an absolute path; nothing was written")
     parts = tuple(p for p in re.split(r"[\\/]+", name) if p not in ("", "."))
     if ".." in parts:
-        raise UserError(f"refusing to extract {archive.name}: member {name!r} would escape the target folder; nothing was written")
+        raise UserError(f"refusing to extract {archive.name}: member {name!r} would escape the target folder; "
+                        "nothing was written")
     return parts
 
 
@@ -238,9 +241,9 @@ def _zip_members(archive: Path, zf: zipfile.ZipFile) -> list[_Member]:
     members = []
     for info in zf.infolist():
         parts = _member_parts(info.filename, archive)
-        mode = info.external_attr >> 16
-        if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-            what = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
+        kind = stat.S_IFMT(info.external_attr >> 16)  # 0 when the tool recorded no Unix file type
+        if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
+            what = "a symbolic link" if kind == stat.S_IFLNK else "not a regular file"
             raise UserError(f"refusing to extract {archive.name}: member {info.filename!r} is {what}; nothing was written")
         members.append(_Member(parts, info.is_dir(), info))
     return members
@@ -253,7 +256,8 @@ def _tar_members(archive: Path, tf: tarfile.TarFile) -> list[_Member]:
         if info.issym() or info.islnk():
             raise UserError(f"refusing to extract {archive.name}: member {info.name!r} is a link; nothing was written")
         if not (info.isfile() or info.isdir()):
-            raise UserError(f"refusing to extract {archive.name}: member {info.name!r} is a device or special file; nothing was written")
+            raise UserError(f"refusing to extract {archive.name}: member {info.name!r} is a device or special file; "
+                            "nothing was written")
         members.append(_Member(parts, info.isdir(), info))
     return members
 

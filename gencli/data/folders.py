@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from gencli.data.base import DataRequest, ImageData
-from gencli.data.cache import CacheKey, EntryWriter, fingerprint, prepared
+from gencli.data.cache import CacheKey, fingerprint, prepared
 from gencli.data.download import say, stderr_console, unwrap
 from gencli.errors import UserError
 from gencli.registry import DataKind
@@ -52,8 +52,12 @@ class UnreadableImage(UserError):
 class ScanReport:
     """What a folder scan skipped, for one summary line."""
 
-    not_images: int = 0
-    corrupt: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # files that are not images
+    corrupt: list[str] = field(default_factory=list)  # images that cannot be decoded
+
+    @property
+    def not_images(self) -> int:
+        return len(self.skipped)
 
     def summary(self) -> str:
         parts = []
@@ -74,11 +78,12 @@ def list_images(folder: Path, report: ScanReport | None = None, ignore: tuple[st
     Files whose suffix is in ``ignore`` (e.g. an archive's ``.csv`` attribute files) are left
     out without being counted.
     """
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-    files = [p for p in files if p.suffix.lower() not in ignore]
+    with os.scandir(folder) as it:  # file types come with the listing: no stat per file
+        names = [e.name for e in it if not e.name.startswith(".") and e.is_file()]
+    files = [folder / n for n in sorted(names) if os.path.splitext(n)[1].lower() not in ignore]
     images = [p for p in files if is_image(p)]
     if report is not None:
-        report.not_images += len(files) - len(images)
+        report.skipped += [str(p) for p in files if not is_image(p)]
     return images
 
 
@@ -86,14 +91,18 @@ def list_images(folder: Path, report: ScanReport | None = None, ignore: tuple[st
 
 
 def _open(path: Path, channels: int, need: Callable[[int, int], tuple[int, int]]):
-    """Return the decoded PIL image in 'L' or 'RGB', at least ``need(w, h)`` where the file allows."""
+    """Return (decoded PIL image in 'L' or 'RGB', the file's full (width, height)).
+
+    The image is at least ``need(width, height)`` where the file allows: JPEG decodes at 1/2,
+    1/4 or 1/8 scale directly, much faster when shrinking a lot.
+    """
     from PIL import Image
 
     mode = "L" if channels == 1 else "RGB"
     with Image.open(path) as img:
-        # JPEG can decode at 1/2, 1/4 or 1/8 scale directly: much faster when shrinking a lot.
-        img.draft(mode, need(*img.size))
-        return img.convert(mode)
+        full = img.size
+        img.draft(mode, need(*full))
+        return img.convert(mode), full
 
 
 def _fit(img, size: int):
@@ -137,13 +146,13 @@ def decode_array(path: Path, size: int, channels: int, crop: int | None = None) 
             c = min(crop, w, h)  # the crop must still cover ``size`` pixels after drafting
             return math.ceil(w * size / c), math.ceil(h * size / c)
 
-        with _open(path, channels, need) as img:
-            if crop is not None:
-                w, h = img.size
-                c = min(crop, w, h)
-                left, top = (w - c) // 2, (h - c) // 2
-                img = img.crop((left, top, left + c, top + c))
-            return _to_chw(_fit(img, size))
+        img, full = _open(path, channels, need)
+        if crop is not None:  # ``crop`` is in the file's pixels; the decoded image may be smaller
+            w, h = img.size
+            c = min(round(crop * w / full[0]), w, h)
+            left, top = (w - c) // 2, (h - c) // 2
+            img = img.crop((left, top, left + c, top + c))
+        return _to_chw(_fit(img, size))
 
     return _read(path, work)
 
@@ -157,16 +166,17 @@ def decode_pair(path: Path, size: int, channels: int) -> tuple[np.ndarray, np.nd
     """Return the left (A) and right (B) halves of a side-by-side image, each [C, size, size]."""
 
     def work():
-        with _open(path, channels, lambda w, h: (2 * size, size)) as img:
-            w, h = img.size
-            if w % 2:
-                raise UserError(
-                    f"{str(path)!r} is not a side-by-side pair: its width {w} is odd "
-                    f"(paired folders hold A and B halves of equal width in one image)"
-                )
-            if w < h:
-                raise UserError(f"{str(path)!r} is not a side-by-side pair: it is {w}x{h}, narrower than tall")
-            return _to_chw(_fit(img.crop((0, 0, w // 2, h)), size)), _to_chw(_fit(img.crop((w // 2, 0, w, h)), size))
+        img, (full_w, full_h) = _open(path, channels, lambda w, h: (2 * size, size))
+        if full_w % 2:
+            raise UserError(
+                f"{str(path)!r} is not a side-by-side pair: its width {full_w} is odd "
+                f"(paired folders hold A and B halves of equal width in one image)"
+            )
+        if full_w < full_h:
+            raise UserError(f"{str(path)!r} is not a side-by-side pair: it is {full_w}x{full_h}, narrower than tall")
+        w, h = img.size
+        half = round(w / 2)  # the decoded image may be a scaled-down draft of the file
+        return _to_chw(_fit(img.crop((0, 0, half, h)), size)), _to_chw(_fit(img.crop((half, 0, w, h)), size))
 
     return _read(path, work)
 
@@ -255,7 +265,12 @@ def _holdout(files: list[Path], split: str) -> list[Path]:
 
 
 def _subdirs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    """Sub-folders of ``folder``, except hidden ones and gencli's own data directory."""
+    from gencli.data.base import data_root
+
+    own = os.path.realpath(data_root())
+    return sorted(p for p in folder.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and os.path.realpath(p) != own)
 
 
 def _image_size(path: Path) -> tuple[int, int] | None:
@@ -355,9 +370,12 @@ def scan_folder(root: str | Path, split: str = "train", ignore: tuple[str, ...] 
     base = unwrap(root)
     if recursive:
         report = ScanReport()
-        files = sorted(p for d in [base, *sorted(q for q in base.rglob("*") if q.is_dir())]
-                       if not any(part.startswith(".") for part in d.relative_to(base).parts)
-                       for p in list_images(d, report, ignore))
+        folders, stack = [], [base]
+        while stack:
+            folder = stack.pop()
+            folders.append(folder)
+            stack.extend(_subdirs(folder))
+        files = sorted(p for d in folders for p in list_images(d, report, ignore))
         if not files:
             raise _no_images_error(base, report)
         return FolderScan(name, "images", _holdout(files, split), report=report, variant="recursive")
@@ -396,9 +414,8 @@ def _decode_scan(scan: FolderScan, size: int, channels: int, crop: int | None, s
                               lambda k, rows: append("targets", rows), skip_corrupt, report, label)
         if not kept_b:
             raise UserError(f"dataset {scan.name!r} has no readable images in domain B ({report.summary()})")
-    return {"name": scan.name, "kind": scan.kind, "classes": scan.classes, "not_images": report.not_images,
-            "corrupt": len(report.corrupt), "corrupt_files": report.corrupt[:20],
-            "summary": report.summary()}
+    return {"name": scan.name, "kind": scan.kind, "classes": scan.classes, "not_image_files": report.skipped,
+            "corrupt_files": report.corrupt, "summary": report.summary()}
 
 
 def _image_data(meta: dict, tensors: dict[str, torch.Tensor | None]) -> ImageData:
@@ -406,46 +423,41 @@ def _image_data(meta: dict, tensors: dict[str, torch.Tensor | None]) -> ImageDat
                      targets=tensors.get("targets"), classes=meta.get("classes"))
 
 
-def load_scan(scan: FolderScan, request: DataRequest, *, dataset: str, source: str, skip_corrupt: bool = False,
-              crop: int | None = None, cache: bool = True) -> tuple[ImageData, dict]:
-    """Return the decoded images of ``scan`` and what preparing them skipped.
+def load_scan(scan: FolderScan | Callable[[], FolderScan], request: DataRequest, *, dataset: str, source: str,
+              variant: str = "", skip_corrupt: bool = False, crop: int | None = None,
+              cache: bool = True) -> tuple[ImageData, dict]:
+    """Return the decoded images of a scan and what preparing them skipped.
 
     With ``cache`` the images come memory-mapped from a prepared entry keyed by ``dataset``,
-    the split, size and channels, ``source`` (a fingerprint) and how the folder was read;
-    the entry is built on first use and whenever any of those changes.
+    the split, size and channels, ``source`` (a fingerprint of the files) and ``variant`` (how
+    the folder is read); the entry is built on first use and whenever any of those changes. A
+    callable ``scan`` is only called when the entry has to be built, so a prepared dataset loads
+    without listing its folder.
     """
     size, channels = request.stored_size, request.channels
-    label = f"preparing {scan.name} ({request.split}, {size} px)"
 
-    def announce(meta: dict) -> None:
+    def decode(append: Callable[[str, np.ndarray], None]) -> dict:
+        found = scan() if callable(scan) else scan
+        counts: dict[str, int] = {}
+
+        def counted(name: str, rows: np.ndarray) -> None:
+            append(name, rows)
+            counts[name] = counts.get(name, 0) + len(rows)
+
+        label = f"preparing {found.name} ({request.split}, {size} px)"
+        meta = _decode_scan(found, size, channels, crop, skip_corrupt, counted, label)
+        meta["images"] = counts["images"]
         if meta["summary"]:
-            count = meta.get("images", 0)
-            say(f"{scan.name} ({request.split}): {count:,} images; {meta['summary']}")
+            say(f"{found.name} ({request.split}): {meta['images']:,} images; {meta['summary']}")
+        return meta
 
     if not cache:
         parts: dict[str, list[np.ndarray]] = {}
-        meta = _decode_scan(scan, size, channels, crop, skip_corrupt, lambda n, rows: parts.setdefault(n, []).append(rows), label)
-        tensors = {n: torch.from_numpy(np.concatenate(rows)) for n, rows in parts.items()}
-        meta["images"] = len(tensors["images"])
-        announce(meta)
-        return _image_data(meta, tensors), meta
+        meta = decode(lambda name, rows: parts.setdefault(name, []).append(rows))
+        return _image_data(meta, {n: torch.from_numpy(np.concatenate(rows)) for n, rows in parts.items()}), meta
 
-    variant = f"{scan.variant}|crop={crop}|skip={skip_corrupt}"
-    key = CacheKey(dataset, request.split, size, channels, source, variant)
-
-    def build(writer: EntryWriter) -> dict:
-        counts: dict[str, int] = {}
-
-        def append(name: str, rows: np.ndarray) -> None:
-            writer.append(name, rows)
-            counts[name] = counts.get(name, 0) + len(rows)
-
-        meta = _decode_scan(scan, size, channels, crop, skip_corrupt, append, label)
-        meta["images"] = counts["images"]
-        announce(meta)
-        return meta
-
-    entry = prepared(key, build)
+    key = CacheKey(dataset, request.split, size, channels, source, f"{variant}|crop={crop}|skip={skip_corrupt}")
+    entry = prepared(key, lambda writer: decode(writer.append))
     tensors = {name: entry.tensor(name) for name in entry.arrays}
     return _image_data(entry.meta, tensors), entry.meta
 
@@ -453,8 +465,11 @@ def load_scan(scan: FolderScan, request: DataRequest, *, dataset: str, source: s
 def load_folder(root: str | Path, request: DataRequest, skip_corrupt: bool = False, cache: bool = True) -> ImageData:
     """Return the images of a local folder (see module docstring for layouts)."""
     root = Path(root).expanduser()
-    scan = scan_folder(root, request.split)
+    if not root.is_dir():
+        scan_folder(root, request.split)  # raises the error that says what is wrong
     resolved = root.resolve()
-    return load_scan(scan, request, dataset=str(resolved), source=fingerprint(resolved),
-                     skip_corrupt=skip_corrupt, cache=cache)[0]
+    from gencli.data.base import data_root
 
+    return load_scan(lambda: scan_folder(root, request.split), request, dataset=str(resolved),
+                     source=fingerprint(resolved, exclude=data_root()), variant="folder",
+                     skip_corrupt=skip_corrupt, cache=cache)[0]

@@ -1,0 +1,236 @@
+"""Dataset cards: the rows of ``gencli datasets``, ``--info NAME``, ``--prepare NAME``, ``--json``.
+
+Where a dataset lives: ``GENCLI_DATA_DIR/NAME/`` (its files), ``GENCLI_DATA_DIR/downloads/NAME/``
+(its archive) and ``GENCLI_DATA_DIR/prepared/`` (its prepared caches). Listing reads only those
+folders and the cards; it never imports a dataset's builder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from typing import Any
+
+from gencli.registry import DatasetSpec
+
+KIND_NAMES = {"images": "unlabelled", "labelled": "labelled", "paired": "paired", "unpaired": "unpaired"}
+
+
+def human_bytes(n: int | None) -> str:
+    """Return ``n`` bytes as '1.2 GB' ('-' for nothing)."""
+    if not n:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"
+
+
+def compact_count(n: int | None) -> str:
+    """Return an image count as '506', '2.7k', '203k'."""
+    if n is None:
+        return "?"
+    if n < 1000:
+        return str(n)
+    if n < 10_000:
+        return f"{n / 1000:.1f}k"
+    return f"{n / 1000:.0f}k"
+
+
+def image_count(info: dict) -> int | None:
+    """Return the card's total image count: ``count``, else the numbers of its ``images`` line."""
+    if isinstance(info.get("count"), int):
+        return info["count"]
+    text = str(info.get("images", ""))
+    numbers = [int(n.replace(",", "")) for n in re.findall(r"\d[\d,]*", text)]
+    if not numbers:
+        return None
+    return sum(numbers) if "train" in text else numbers[0]
+
+
+def native_resolution(info: dict) -> str:
+    """Return the card's short native resolution: ``native``, else the first 'WxH' of ``resolution``."""
+    if info.get("native"):
+        return str(info["native"])
+    match = re.search(r"\d+x\d+", str(info.get("resolution", "")))
+    return match.group(0) if match else ("any" if "any" in str(info.get("resolution", "")) else "?")
+
+
+def _is_generated(spec: DatasetSpec) -> bool:
+    return "generated" in str(spec.info.get("source", ""))
+
+
+def _prepared_by_dataset() -> dict[str, list[dict]]:
+    from gencli.data.cache import list_entries
+
+    found: dict[str, list[dict]] = {}
+    for entry in list_entries():
+        found.setdefault(entry["dataset"], []).append(entry)
+    return found
+
+
+def _storage(spec: DatasetSpec, prepared: dict[str, list[dict]]) -> dict[str, Any]:
+    """Return where ``spec`` lives on disk, how much it takes and whether it is there."""
+    from gencli.data.base import data_root
+    from gencli.data.download import disk_usage
+
+    root = data_root()
+    folder, downloads = root / spec.name, root / "downloads" / spec.name
+    entries = prepared.get(spec.name, [])
+    present = folder.is_dir() and any(folder.iterdir())
+    on_disk = disk_usage(folder) + disk_usage(downloads) + sum(e["bytes"] for e in entries)
+    if _is_generated(spec):
+        cached = "generated"
+    else:
+        cached = "yes" if present else "no"
+    return {"location": str(folder), "archive_folder": str(downloads), "present": present,
+            "on_disk": on_disk, "cached": cached, "prepared": entries}
+
+
+def dataset_rows(registry) -> list[dict]:
+    """Return one row per registered dataset: name, kind, summary, size on disk, image count,
+    native resolution and whether it is already on this machine."""
+    prepared = _prepared_by_dataset()
+    rows = []
+    for name, spec in sorted(registry.datasets.items()):
+        if ":" in name:  # "plugin:name" aliases
+            continue
+        storage = _storage(spec, prepared)
+        rows.append({
+            "name": name,
+            "kind": KIND_NAMES.get(spec.kind, spec.kind),
+            "summary": spec.summary,
+            "images": image_count(spec.info),
+            "resolution": native_resolution(spec.info),
+            "download_size": spec.info.get("download_size", ""),
+            "on_disk": storage["on_disk"],
+            "cached": storage["cached"],
+            "prepared": len(storage["prepared"]),
+            "plugin": spec.plugin,
+        })
+    return rows
+
+
+def dataset_card(spec: DatasetSpec) -> dict:
+    """Return everything known about a dataset: its card plus name, kind, summary and storage."""
+    storage = _storage(spec, _prepared_by_dataset())
+    card = {"name": spec.name, "kind": KIND_NAMES.get(spec.kind, spec.kind), "summary": spec.summary}
+    card.update(spec.info)
+    from gencli.data.base import data_root
+
+    card.update({"plugin": spec.plugin, "data_dir": str(data_root()), "location": storage["location"],
+                 "cached": storage["cached"],
+                 "on_disk": storage["on_disk"], "prepared": storage["prepared"]})
+    return card
+
+
+def prepare_dataset(spec_name: str, image_size: int | None = None, channels: int | None = None) -> str:
+    """Download, verify and extract a dataset (and with ``image_size`` build its prepared caches);
+    return a one-line summary."""
+    from gencli.plugins import registry
+
+    spec = registry().dataset(spec_name)
+    builder = spec.load()
+    if hasattr(builder, "prepare"):
+        return builder.prepare(image_size, channels)
+    # Any other builder: building both splits once downloads and checks everything it needs.
+    from gencli.data.base import DataRequest
+
+    counts = {}
+    for split in ("train", "test"):
+        data = builder(DataRequest(image_size or 32, channels or 3, split))
+        counts[split] = len(data)
+    return (f"prepared {spec.name}: {sum(counts.values()):,} images "
+            f"(train {counts['train']:,}, test {counts['test']:,})")
+
+
+prepare = prepare_dataset
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_text(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        if value and isinstance(value[0], dict):
+            return "\n".join(_text(v) for v in value)
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def render_rows(rows: list[dict], console=None) -> None:
+    """Print the dataset rows as a Rich table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from rich import box
+
+    console = console or Console()
+    wide = console.width >= 120  # the summary only where it has room to be read
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("name", no_wrap=True, style="bold")
+    table.add_column("kind", no_wrap=True)
+    table.add_column("images", justify="right", no_wrap=True)
+    table.add_column("native", no_wrap=True)
+    table.add_column("on disk", justify="right", no_wrap=True)
+    table.add_column("cached", no_wrap=True)
+    if wide:
+        table.add_column("summary", overflow="fold", ratio=1)
+    for row in rows:
+        styled = {"yes": "[green]yes[/]", "no": "[dim]no[/]", "generated": "[cyan]generated[/]"}
+        cached = styled.get(row["cached"], row["cached"])
+        cells = [row["name"], row["kind"], compact_count(row["images"]), str(row["resolution"]),
+                 human_bytes(row["on_disk"]), cached]
+        table.add_row(*cells, *([row["summary"]] if wide else []))
+    console.print(table)
+    console.print("[dim]details: gencli datasets --info NAME; fetch ahead of time: gencli datasets --prepare NAME[/]")
+
+
+def render_card(card: dict, console=None) -> None:
+    """Print one dataset card as a two-column Rich table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    table = Table(title=f"{card['name']}: {card['summary']}", title_justify="left", show_header=False)
+    table.add_column("field", style="bold", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    for key, value in card.items():
+        if key in ("name", "summary", "count", "native") or value in (None, "", [], {}):
+            continue
+        if key == "on_disk":
+            value = human_bytes(value)
+        if key == "prepared":
+            value = "\n".join(f"{e['split']} at {e['size']} px, {e['channels']} channel(s): {e['images']:,} images "
+                              f"({human_bytes(e['bytes'])})" for e in value)
+        table.add_row(key.replace("_", " "), _text(value))
+    console.print(table)
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+def datasets_command(info: str | None = None, prepare: str | None = None, json_out: bool = False,
+                     image_size: int | None = None, channels: int | None = None) -> None:
+    """The body of ``gencli datasets [--info NAME] [--prepare NAME [--image-size S]] [--json]``."""
+    from gencli.plugins import registry
+
+    reg = registry()
+    if prepare:
+        line = prepare_dataset(prepare, image_size, channels)
+        if json_out:
+            _print_json({"prepared": reg.dataset(prepare).name, "summary": line})
+        else:
+            from rich.console import Console
+
+            Console().print(line, highlight=False, markup=False)
+        return
+    if info:
+        card = dataset_card(reg.dataset(info))
+        _print_json(card) if json_out else render_card(card)
+        return
+    rows = dataset_rows(reg)
+    _print_json(rows) if json_out else render_rows(rows)
