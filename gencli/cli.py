@@ -102,6 +102,7 @@ def train(
     compile_: bool = typer.Option(False, "--compile", help="torch.compile the networks.", rich_help_panel=SYSTEM_PANEL),
     devices: int = typer.Option(1, "--devices", help="Processes to launch with torchrun (data parallel).", rich_help_panel=SYSTEM_PANEL),
     sync_bn: bool = typer.Option(False, "--sync-bn", help="Synchronise batch norm across processes.", rich_help_panel=SYSTEM_PANEL),
+    tensorboard: bool = typer.Option(False, "--tensorboard", help="Also log losses and sample grids for TensorBoard (RUN/tensorboard).", rich_help_panel=RUN_PANEL),
 ) -> None:
     """Train a model; writes a run directory with checkpoints, samples, a GIF and loss curves."""
     from gencli.models.hparams import parse_assignments
@@ -139,7 +140,8 @@ def train(
 
     if resume is not None:
         values["model"] = values.get("model") or ""
-    cfg = TrainConfig(out=out, resume=resume, compile=compile_, sync_bn=sync_bn, quiet=_state["quiet"], **values)
+    cfg = TrainConfig(out=out, resume=resume, compile=compile_, sync_bn=sync_bn, tensorboard=tensorboard,
+                      quiet=_state["quiet"], **values)
     run_dir = run_training(cfg)
     print(run_dir)
 

@@ -61,6 +61,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     compile: bool = False
     sync_bn: bool = False
+    tensorboard: bool = False
     quiet: bool = False
     sample_count: int = 36
 
@@ -329,6 +330,10 @@ def train(config: TrainConfig, display=None) -> Path:
         torch.cuda.set_device(device)
     dist_util.init(info_dist, device)
 
+    if config.tensorboard:
+        from gencli.training.tensorboard import require_tensorboard
+
+        require_tensorboard()  # fail before any data is loaded
     plan = _plan_resume(config) if config.resume else _plan_new(config)
     info, t = plan.info, plan.info["training"]
     precision = check_precision(t["precision"] if config.resume else config.precision, device)
@@ -417,6 +422,12 @@ class _Loop:
         self.epoch, self.next_batch = 0, 0
         self.start_step = model.step
         self.started = time.perf_counter()
+        self.tensorboard = None
+        if config.tensorboard and dist_info.is_main:
+            from gencli.training.tensorboard import TensorBoardLogger
+
+            self.tensorboard = TensorBoardLogger.for_run(run_dir, start_step=model.step)
+            self.tensorboard.log_run(info, model.step)
 
     # -- what happens at intervals
     def log(self, display) -> None:
@@ -440,6 +451,8 @@ class _Loop:
                    "images_per_s": round(rate, 1)}
             with open(self.run_dir / "metrics.jsonl", "a") as fh:
                 fh.write(json.dumps(row) + "\n")
+            if self.tensorboard is not None:
+                self.tensorboard.log_losses(self.model.step, losses, rate)
             if display is not None:
                 display.update(self.model.step, self.epoch, losses, rate, eta, force=self.model.step >= self.total)
 
@@ -455,6 +468,8 @@ class _Loop:
             images, nrow = model.preview(self.preview_inputs)
             model.train()
         path = save_grid(images.float(), self.run_dir / "samples" / f"step-{model.step:08d}.png", nrow)
+        if self.tensorboard is not None:
+            self.tensorboard.log_samples(model.step, images, nrow)
         if display is not None:
             display.note(f"samples: {path}")
 
@@ -471,6 +486,8 @@ class _Loop:
     def finish_media(self) -> None:
         if not self.dist.is_main:
             return
+        if self.tensorboard is not None:
+            self.tensorboard.flush()
         from gencli.media.images import gif_from_pngs
         from gencli.media.losses import plot_losses
 
@@ -531,3 +548,5 @@ class _Loop:
                 return
         self.finish_media()
         self.set_status("finished", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), final_losses=self.last_losses)
+        if self.tensorboard is not None:
+            self.tensorboard.close()
