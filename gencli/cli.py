@@ -292,6 +292,7 @@ def interpolate(
     latent_grid: Optional[int] = typer.Option(None, "--latent-grid", help="K: a KxK grid over a 2-D latent's range on the data."),
     label: Optional[str] = typer.Option(None, "--label", "-l", help="Class index or name (conditional models)."),
     space: Optional[str] = typer.Option(None, "--space", help="Latent space: w or z (StyleGAN).", rich_help_panel=MODEL_PANEL),
+    truncation: Optional[float] = typer.Option(None, "--truncation", help="Truncation psi (StyleGAN; 1 = off).", rich_help_panel=MODEL_PANEL),
     sample_steps: Optional[int] = typer.Option(None, "--sample-steps", help="DDIM steps per image (diffusion).", rich_help_panel=MODEL_PANEL),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output PNG (a GIF is written beside it)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
@@ -302,7 +303,7 @@ def interpolate(
     if steps < 2:
         raise UserError(f"--steps must be at least 2, got {steps}")
     model = _load(run, device)
-    options = _model_options(model, "interpolate_options", dict(space=space, steps=sample_steps))
+    options = _model_options(model, "interpolate_options", dict(space=space, steps=sample_steps, truncation=truncation))
     paths = interpolate_run(model, steps, from_seed, to_seed, images, latent_grid, label, options, out,
                             parse_label=_parse_label, run_data=_run_data, default_output=_default_output)
     for p in paths:

@@ -72,7 +72,9 @@ def interpolate_run(model, steps, from_seed, to_seed, images, latent_grid, label
         require_capability(type(model), "interpolate")
         za = model.latents(1, torch.Generator().manual_seed(from_seed), **options)
         zb = model.latents(1, torch.Generator().manual_seed(to_seed), **options)
-        path = lerp(za, zb, t) if options.get("space") == "w" else slerp(za, zb, t)
+        # Gaussian codes are walked on the sphere; learned spaces such as StyleGAN's W in a line.
+        space = options.get("space", getattr(model, "default_space", "z"))
+        path = lerp(za, zb, t) if space == "w" else slerp(za, zb, t)
         frames = model.generate(path, labels, **options)
     target = out or default_output(model, "interpolation", ".png")
     return _strip_and_gif(frames.float(), Path(target), steps)

@@ -245,6 +245,7 @@ def _plan_new(config: TrainConfig) -> Plan:
             "checkpoint_every": config.checkpoint_every or d.checkpoint_every,
             "log_every": config.log_every,
             "keep_checkpoints": config.keep_checkpoints,
+            "sample_count": config.sample_count,
         },
         "step": 0,
         "status": "created",
@@ -385,7 +386,7 @@ def train(config: TrainConfig, display=None) -> Path:
         write_run_info(run_dir, info)
     run_dir = Path(dist_util.broadcast_object(str(run_dir) if run_dir else None, info_dist))
 
-    preview_inputs = model.preview_inputs(_preview_data(plan, model), config.sample_count, t["seed"])
+    preview_inputs = model.preview_inputs(_preview_data(plan, model), t.get("sample_count", config.sample_count), t["seed"])
     loop = _Loop(model, stream, run_dir, info, total, info_dist, config, preview_inputs)
     try:
         loop.run(epoch, batch_index, display)

@@ -1,0 +1,1 @@
+"""gencli's StyleGAN family, packaged as an ordinary gencli plugin."""
