@@ -234,6 +234,7 @@ def sample(
     guidance: Optional[float] = typer.Option(None, "--guidance", help="Classifier-free guidance w (diffusion).", rich_help_panel=MODEL_PANEL),
     eta: Optional[float] = typer.Option(None, "--eta", help="DDIM eta (diffusion; 0 = deterministic).", rich_help_panel=MODEL_PANEL),
     sampler: Optional[str] = typer.Option(None, "--sampler", help="ddim or ddpm (diffusion).", rich_help_panel=MODEL_PANEL),
+    temperature: Optional[float] = typer.Option(None, "--temperature", help="Sampling temperature (vqvae-prior).", rich_help_panel=MODEL_PANEL),
     forward_noise: bool = typer.Option(False, "--forward-noise", help="Show real images noised at several steps (diffusion).", rich_help_panel=MODEL_PANEL),
 ) -> None:
     """Generate images from a trained model."""
@@ -246,7 +247,8 @@ def sample(
         raise UserError(f"--n must be at least 1, got {n}")
     model = _load(run, device)
     options = _model_options(model, "sample_options", dict(truncation=truncation, noise=noise, steps=steps,
-                                                           guidance=guidance, eta=eta, sampler=sampler))
+                                                           guidance=guidance, eta=eta, sampler=sampler,
+                                                           temperature=temperature))
     figure = "style-mix" if style_mix else "forward-noise" if forward_noise else None
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():

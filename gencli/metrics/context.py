@@ -20,7 +20,7 @@ import torch
 
 from gencli.data.base import ImageData, data_root, to_float, to_uint8
 from gencli.errors import UserError
-from gencli.metrics.features import FeatureExtractor, TorchScriptFeatures, build_extractor, extract, progress_bar
+from gencli.metrics.features import FeatureExtractor, UserFeatures, build_extractor, extract, progress_bar
 
 
 def stats_dir() -> Path:
@@ -153,7 +153,8 @@ class EvalContext:
         ext_hash = getattr(self.feature_extractor(), "hash", "")
         if not self.data_key or not ext_hash:
             return None, ""
-        key = json.dumps({**self.data_key, "n": n_real, "label": self.label, **self.extractor_id()}, sort_keys=True)
+        key = json.dumps({**self.data_key, "n": n_real, "label": self.label, "fingerprint": _fingerprint(self.real_images()[0]),
+                          **self.extractor_id()}, sort_keys=True)
         return stats_dir() / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz", key
 
     # ------------------------------------------------------------------ generated images
@@ -206,15 +207,19 @@ class EvalContext:
             self._fake = FeatureSet(torch.cat(feats), labels)
 
     # ------------------------------------------------------------------ classifier
-    def classify(self, images: torch.Tensor) -> torch.Tensor:
-        """Return the classifier's logits [N, K] for uint8 images (CPU), computed in batches."""
+    def classifier_network(self):
+        """Return the user's classifier (loaded once, on the device), or raise ``UserError``."""
         if self.classifier is None:
             raise UserError("class accuracy needs --classifier FILE (a TorchScript classifier)")
         if not callable(self.classifier) or isinstance(self.classifier, (str, Path)):
-            self.classifier = TorchScriptFeatures(self.classifier, what="--classifier")
+            self.classifier = UserFeatures(self.classifier, what="--classifier")
         if hasattr(self.classifier, "to"):
             self.classifier.to(self.device)
-        return extract(self.classifier, images, self.batch_size, self.device, "classifying", self.progress)
+        return self.classifier
+
+    def classify(self, images: torch.Tensor) -> torch.Tensor:
+        """Return the classifier's logits [N, K] for uint8 images (CPU), computed in batches."""
+        return extract(self.classifier_network(), images, self.batch_size, self.device, "classifying", self.progress)
 
     # ------------------------------------------------------------------ reconstructions
     @torch.no_grad()
@@ -262,11 +267,19 @@ class EvalContext:
             s["label"] = self.label
         if self.extractor is not None:
             s.update(self.extractor_id())
-        if isinstance(self.classifier, TorchScriptFeatures):
+        if isinstance(self.classifier, UserFeatures):
             s["classifier_hash"] = self.classifier.hash
         if self.sample_options:
             s["sample_options"] = dict(self.sample_options)
         return s
+
+
+def _fingerprint(images: torch.Tensor, samples: int = 256) -> str:
+    """Return a hash of up to ``samples`` evenly spaced images: a folder whose files changed gets new stats."""
+    step = max(1, len(images) // samples)
+    h = hashlib.sha256(str(tuple(images.shape)).encode())
+    h.update(images[::step].contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def _read_cache(path: Path, key: str) -> FeatureSet | None:

@@ -4,15 +4,19 @@ A feature extractor takes a batch of uint8 NCHW images already on the device and
 features [N, D]. Two kinds:
 - ``InceptionFeatures``: pytorch-fid's Inception pool3 (2048-d), images scaled to [0, 1], grey
   repeated to RGB, resized to 299 inside, exactly as pytorch-fid does for PNG files.
-- ``TorchScriptFeatures``: a user's TorchScript module (``--features model.pt``), the usual choice
-  for MNIST-like data. It receives float images in [-1, 1] at the dataset's size and channels
-  (what models see) and returns [N, D] (or [N, D, 1, 1], flattened).
+- ``UserFeatures``: a user's network (``--features model.pt``) saved with ``torch.jit.save``
+  or ``torch.export.save`` (with a dynamic batch dimension), the usual choice for MNIST-like data.
+  It receives float images in [-1, 1] at the dataset's size and channels (what models see) and
+  returns [N, D] (or [N, D, 1, 1], flattened).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import warnings
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -78,13 +82,13 @@ class InceptionFeatures(FeatureExtractor):
         return self.net(x)
 
 
-class TorchScriptFeatures(FeatureExtractor):
-    """A user's TorchScript feature network; images arrive in [-1, 1]."""
+class UserFeatures(FeatureExtractor):
+    """A user's feature network (TorchScript or torch.export); images arrive in [-1, 1]."""
 
     def __init__(self, path: str | os.PathLike, what: str = "--features") -> None:
-        self.module = load_torchscript(path, what)
+        self.module = load_user_network(path, what)
         self.path = Path(path)
-        self.name = f"torchscript:{self.path.name}"
+        self.name = f"user:{self.path.name}"
         self.hash = file_hash(self.path)
         self.what = what
 
@@ -97,28 +101,49 @@ class TorchScriptFeatures(FeatureExtractor):
         try:
             out = self.module(to_float(images))
         except Exception as exc:
-            raise UserError(f"{self.what} {str(self.path)!r} failed on images of shape "
-                            f"{list(images.shape[1:])}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+            raise UserError(f"{self.what} {str(self.path)!r} failed on images of shape {list(images.shape[1:])} "
+                            f"in [-1, 1]: {_last_line(exc)}") from None
         if not torch.is_tensor(out) or out.dim() < 2 or len(out) != len(images):
             raise UserError(f"{self.what} {str(self.path)!r} must return a tensor [N, D] for N images")
         return out.float().flatten(1)
 
 
-def load_torchscript(path: str | os.PathLike, what: str) -> torch.jit.ScriptModule:
-    """Return the TorchScript module in ``path`` in eval mode on the CPU, or raise ``UserError``."""
+def _last_line(exc: Exception) -> str:
+    """Return the line of an exception that says what went wrong (TorchScript puts it last)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def load_user_network(path: str | os.PathLike, what: str) -> torch.nn.Module:
+    """Return the network saved in ``path`` (TorchScript, or a ``torch.export`` program), on the CPU."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise UserError(f"{what} {str(p)!r} does not exist")
-    try:
-        module = torch.jit.load(str(p), map_location="cpu")
-    except Exception:
-        raise UserError(f"{what} {str(p)!r} is not a TorchScript file (save one with torch.jit.save)") from None
-    return module.eval()
+    with warnings.catch_warnings():
+        # torch marks TorchScript as deprecated; the files still load, and users should not see the noise.
+        warnings.simplefilter("ignore", FutureWarning)
+        try:
+            return torch.jit.load(str(p), map_location="cpu").eval()
+        except Exception:
+            pass
+        # Both formats are zip archives; torch.export logs a traceback for anything else it is given.
+        quiet = logging.getLogger("torch.export")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)
+        try:
+            if zipfile.is_zipfile(p):
+                return torch.export.load(str(p)).module()
+        except Exception:
+            pass
+        finally:
+            quiet.setLevel(level)
+        raise UserError(f"{what} {str(p)!r} is neither a TorchScript file (torch.jit.save) "
+                        "nor an exported program (torch.export.save)")
 
 
 def build_extractor(features: str | None = None, fid_weights: str | None = None) -> FeatureExtractor:
-    """Return the user's TorchScript extractor when given, else pytorch-fid's Inception."""
-    return TorchScriptFeatures(features) if features else InceptionFeatures(fid_weights)
+    """Return the user's feature network when given, else pytorch-fid's Inception."""
+    return UserFeatures(features) if features else InceptionFeatures(fid_weights)
 
 
 def extract(

@@ -79,6 +79,8 @@ class Model:
     figures: ClassVar[frozenset[str]] = frozenset()
     # Data augmentation as in the translation papers: random flips of training batches.
     augment_flip: ClassVar[bool] = False
+    # What to tell a user who asks for a capability the model lacks, e.g. how to get it.
+    capability_hints: ClassVar[dict[str, str]] = {}
     # Hyperparameters that make the model tiny for tests (the conformance kit applies them).
     test_overrides: ClassVar[dict[str, Any]] = {}
 
@@ -279,7 +281,8 @@ def require_capability(cls: type, capability: str, verb: str | None = None) -> N
     if has_capability(cls, capability):
         return
     can = ", ".join(capabilities(cls)) or "nothing beyond training"
-    raise UserError(f"model {cls.name!r} cannot {verb or capability}; it can: {can}")
+    hint = getattr(cls, "capability_hints", {}).get(capability)
+    raise UserError(f"model {cls.name!r} cannot {verb or capability}; it can: {can}" + (f"; {hint}" if hint else ""))
 
 
 def _square_row(n: int) -> int:

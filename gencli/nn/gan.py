@@ -105,7 +105,8 @@ def discriminator_score(kind: str, logits: torch.Tensor) -> torch.Tensor:
 def interpolates(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """Return random points on the lines between paired reals and fakes, ready for gradients."""
     eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
-    return torch.lerp(fake.detach(), real.detach(), eps).requires_grad_(True)
+    # Under autocast the fakes may be half precision while the reals are not.
+    return torch.lerp(fake.detach().to(real.dtype), real.detach(), eps).requires_grad_(True)
 
 
 def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,

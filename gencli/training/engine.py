@@ -212,10 +212,11 @@ def _plan_new(config: TrainConfig) -> Plan:
         _positive(name, getattr(config, name))
     if config.steps is not None and config.epochs is not None:
         raise UserError("give --steps or --epochs, not both")
-    image_size = config.image_size or d.image_size
-    channels = config.channels or d.channels
+    source = _source_run_data(values.get("from_run"))  # two-stage models default to their source's data
+    image_size = config.image_size or source.get("image_size") or d.image_size
+    channels = config.channels or source.get("channels") or d.channels
     cls.check_shape(image_size, channels)
-    data_spec = config.data or DEFAULT_DATA[cls.data]
+    data_spec = config.data or source.get("spec") or DEFAULT_DATA[cls.data]
     request = DataRequest(image_size, channels, "train", config.seed, load_size=cls.load_size(hp, image_size))
     data = load_dataset(data_spec, request)
     check_kind(cls.name, cls.data, data, data_spec)
@@ -252,6 +253,19 @@ def _plan_new(config: TrainConfig) -> Plan:
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     return Plan(cls, hp, info, data, None, None)
+
+
+def _source_run_data(from_run: str | None) -> dict[str, Any]:
+    """Return the data spec, image size and channels of the run a two-stage model starts from."""
+    if not from_run:
+        return {}
+    from gencli.training.runs import resolve_run
+
+    try:
+        data = resolve_run(str(from_run)).info["data"]
+    except UserError:
+        return {}  # the model itself reports a bad --from with its own message
+    return {"spec": data["spec"], "channels": data["image_shape"][0], "image_size": data["image_shape"][1]}
 
 
 def _plan_resume(config: TrainConfig) -> Plan:
@@ -345,6 +359,7 @@ def train(config: TrainConfig, display=None) -> Path:
     torch.manual_seed(t["seed"])
     image_shape = tuple(info["data"]["image_shape"])
     model: Model = plan.cls(plan.hp, image_shape, info["data"]["classes"], device=device, precision=precision)
+    info["hyperparameters"] = hparams.to_dict(model.hp)  # models may record settings derived while building
     if config.sync_bn and info_dist.enabled:
         for k, net in model.nets.items():
             model.nets[k] = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)

@@ -9,11 +9,11 @@ The controller reads the batch KL (nats) and drives it to ``kl_target``:
     I(t)    = I(t-1) - Ki * e(t)                         the integral does the real work
     beta(t) = clamp(P(t) + I(t) + beta_min, beta_min, beta_max)
 
-with anti-windup: the integral only accumulates while beta is inside its bounds, so a long stretch
-spent at a bound (e.g. early training, when the KL is still below the target and beta sits at
-beta_min) does not store up error that later overshoots. Unlike a plain "freeze at the bound",
-a step that moves beta back inside is always taken, so the controller can never stay stuck at a
-bound once the error changes sign.
+with anti-windup: the integral accumulates only while beta is inside its bounds, and is held
+where it puts beta exactly on the bound it reached. A long stretch at a bound (early training,
+when the KL is still below the target and beta sits at beta_min) so stores up no error that
+would later overshoot or keep beta stuck, and the controller reacts at once when the error
+changes sign.
 
 Everything is computed with tensor operations on the model's device, so the controller adds no
 host synchronisation to the step; its state (integral and beta) is part of the checkpoint, so a
@@ -22,7 +22,6 @@ resumed run continues the same beta sequence.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,12 +41,9 @@ def pi_step(
     error = target - kl.float()
     # Kp / (1 + exp(e)) written as Kp * sigmoid(-e): the same value, without overflow for large e.
     proportional = kp * torch.sigmoid(-error)
-    candidate = integral - ki * error
-    raw = proportional + candidate + beta_min
-    # Conditional integration: skip the update only when it pushes beta further past a bound.
-    winding_up = (raw > beta_max) & (candidate > integral)
-    winding_down = (raw < beta_min) & (candidate < integral)
-    integral = torch.where(winding_up | winding_down, integral, candidate)
+    # Anti-windup: the integral moves freely while beta is inside its bounds and is held where it
+    # puts beta exactly on a bound, so time spent at a bound stores up no error.
+    integral = (integral - ki * error).clamp(min=-proportional, max=beta_max - beta_min - proportional)
     beta = (proportional + integral + beta_min).clamp(beta_min, beta_max)
     return beta, integral
 
@@ -56,8 +52,8 @@ def pi_step(
 @dataclass
 class ControlVAEHyperparameters(VAEHyperparameters):
     kl_target: float = field(
-        default=10.0,
-        metadata={"help": "KL set point in nats the controller holds (Shao et al. 2020; about 8-14 on MNIST-like data)"},
+        default=14.0,
+        metadata={"help": "KL set point in nats the controller holds (Shao et al. 2020; 8-14 suit MNIST-like data)"},
     )
     kp: float = field(default=0.01, metadata={"help": "proportional gain Kp (Shao et al. 2020)"})
     ki: float = field(default=0.001, metadata={"help": "integral gain Ki (Shao et al. 2020)"})
@@ -95,9 +91,13 @@ class ControlVAE(VAE):
     def kl_weight(self, kl: torch.Tensor) -> torch.Tensor:
         """Return this step's beta from the PI controller, updating its state."""
         hp = self.hp
-        self.beta, self.integral = pi_step(
-            kl.to(self.device), self.integral, hp.kl_target, hp.kp, hp.ki, hp.beta_min, hp.beta_max
-        )
+        kl = kl.to(self.device)
+        if self.process_group is not None:
+            # The KL of the global batch, so every process (and a single one) sets the same beta.
+            from gencli.training.distributed import mean_across
+
+            kl = mean_across({"kl": kl}, self.process_group)["kl"]
+        self.beta, self.integral = pi_step(kl, self.integral, hp.kl_target, hp.kp, hp.ki, hp.beta_min, hp.beta_max)
         return self.beta
 
     def extra_state(self) -> dict[str, Any]:
@@ -111,59 +111,16 @@ class ControlVAE(VAE):
 
     # -- figures for `gencli eval`
     def report(self, run_dir: Path) -> list[Path]:
-        """Return the figures written: KL and beta over training against the KL target."""
-        run_dir = Path(run_dir)
-        steps, kl, beta = read_controller_trace(run_dir / "metrics.jsonl")
-        if not steps:
-            return []
-        path = run_dir / "kl-control.png"
-        plot_controller_trace(path, steps, kl, beta, self.hp)
-        return [path]
+        """Return the figures written: KL and beta over training, the KL against its target."""
+        from gencli.media.plots import plot_series
 
-
-# ---------------------------------------------------------------- report helpers
-def read_controller_trace(metrics: Path) -> tuple[list[int], list[float], list[float]]:
-    """Return (steps, KL, beta) from the lines of a run's metrics.jsonl that logged both."""
-    steps: list[int] = []
-    kl: list[float] = []
-    beta: list[float] = []
-    if not metrics.is_file():
-        return steps, kl, beta
-    for line in metrics.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:  # a run killed mid-write leaves a partial last line
-            continue
-        if isinstance(row, dict) and "step" in row and "kl" in row and "beta" in row:
-            steps.append(int(row["step"]))
-            kl.append(float(row["kl"]))
-            beta.append(float(row["beta"]))
-    return steps, kl, beta
-
-
-def plot_controller_trace(path: Path, steps: list[int], kl: list[float], beta: list[float], hp: Any) -> None:
-    """Write a two-panel figure: KL with its target above, beta within its bounds below."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_kl, ax_beta) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True)
-    ax_kl.plot(steps, kl, lw=1.2, label="KL (batch)")
-    ax_kl.axhline(hp.kl_target, color="black", ls="--", lw=1, label=f"target {hp.kl_target:g}")
-    ax_kl.axhspan(0.9 * hp.kl_target, 1.1 * hp.kl_target, color="grey", alpha=0.15, label="target ± 10%")
-    ax_kl.set_ylabel("KL (nats)")
-    ax_kl.legend(loc="upper right")
-    ax_beta.plot(steps, beta, lw=1.2, color="tab:red", label="beta")
-    ax_beta.axhline(hp.beta_min, color="grey", ls=":", lw=1)
-    ax_beta.axhline(hp.beta_max, color="grey", ls=":", lw=1)
-    ax_beta.set_ylim(hp.beta_min - 0.05 * (max(beta) - hp.beta_min + 1), max(beta) * 1.1 + 0.1)
-    ax_beta.set_ylabel("beta")
-    ax_beta.set_xlabel("step")
-    fig.suptitle("ControlVAE: KL held at its target by the PI controller")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+        hp = self.hp
+        path = plot_series(
+            Path(run_dir) / "metrics.jsonl",
+            ["kl", "beta"],
+            Path(run_dir) / "eval" / "kl-control.png",
+            targets={"kl": hp.kl_target},
+            bounds={"kl": (0.9 * hp.kl_target, 1.1 * hp.kl_target)},
+            title=f"ControlVAE: KL against its target of {hp.kl_target:g} nats (band ±10%), and beta",
+        )
+        return [path] if path is not None else []

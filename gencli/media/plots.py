@@ -1,0 +1,139 @@
+"""Figures beyond image grids: latent scatter plots and metric series from metrics.jsonl.
+
+matplotlib is imported lazily, with the Agg backend, so these work on machines without a
+display and cost nothing until a figure is drawn. Files are written through a temporary file
+and a rename, like every other run artefact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from gencli.media.losses import read_metrics
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path, dpi: int = 100) -> Path:
+    plt = _pyplot()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+# ------------------------------------------------------------------ latent scatter
+def project_2d(z: np.ndarray) -> tuple[np.ndarray, tuple[str, str]]:
+    """Return 2-D points for latents [N, D] and their axis names: the first two dims, or PCA."""
+    z = np.asarray(z, dtype=np.float64).reshape(len(z), -1)
+    if z.shape[1] == 1:
+        return np.concatenate([z, np.zeros_like(z)], axis=1), ("z1", "")
+    if z.shape[1] == 2:
+        return z, ("z1", "z2")
+    centred = z - z.mean(axis=0)
+    # The two directions of largest variance: a faithful flat view of a larger latent.
+    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    share = s**2 / max(float((s**2).sum()), 1e-12)
+    return centred @ vt[:2].T, (f"PC1 ({share[0]:.0%})", f"PC2 ({share[1]:.0%})")
+
+
+def latent_scatter(
+    z: np.ndarray,
+    labels: np.ndarray | None,
+    classes: Sequence[str] | None,
+    path: Path,
+    title: str = "",
+    max_points: int = 5000,
+    seed: int = 0,
+) -> Path:
+    """Write a scatter plot of latents [N, D] coloured by class, with a legend; return its path."""
+    z = np.asarray(z).reshape(len(z), -1)
+    labels = None if labels is None else np.asarray(labels)
+    if len(z) > max_points:  # a readable plot, not an ink blot
+        keep = np.sort(np.random.default_rng(seed).choice(len(z), max_points, replace=False))
+        z, labels = z[keep], None if labels is None else labels[keep]
+    points, (xlabel, ylabel) = project_2d(z)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    if labels is None:
+        ax.scatter(points[:, 0], points[:, 1], s=4, alpha=0.6)
+    else:
+        names = list(classes) if classes else [str(c) for c in range(int(labels.max()) + 1)]
+        cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+        for c, name in enumerate(names):
+            mine = labels == c
+            if mine.any():
+                ax.scatter(points[mine, 0], points[mine, 1], s=4, alpha=0.7, color=cmap(c % cmap.N), label=name)
+        ax.legend(markerscale=3, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title or "latent codes")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+# ------------------------------------------------------------------ metric series
+def read_series(metrics_path: Path, keys: Sequence[str]) -> dict[str, tuple[list[int], list[float]]]:
+    """Return {key: (steps, values)} for each key, from the training lines that logged it."""
+    series: dict[str, tuple[list[int], list[float]]] = {k: ([], []) for k in keys}
+    for row in read_metrics(Path(metrics_path)):
+        for k in keys:
+            v = row.get(k)
+            if isinstance(v, (int, float)):
+                series[k][0].append(int(row["step"]))
+                series[k][1].append(float(v))
+    return series
+
+
+def plot_series(
+    metrics_path: Path,
+    keys: Sequence[str],
+    path: Path,
+    targets: dict[str, float] | None = None,
+    bounds: dict[str, tuple[float, float]] | None = None,
+    log_scale: Sequence[str] = (),
+    title: str = "",
+) -> Path | None:
+    """Write one panel per key of metrics.jsonl against the step; None when none was logged.
+
+    ``targets`` draws a dashed line at a key's target (e.g. ``{"kl": 8}`` for ControlVAE),
+    ``bounds`` shades a key's allowed range (e.g. ``{"beta": (1, 50)}``), ``log_scale`` lists
+    keys drawn on a log axis.
+    """
+    series = read_series(metrics_path, keys)
+    keys = [k for k in keys if series[k][0]]
+    if not keys:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(keys), 1, figsize=(7, 2.6 * len(keys)), sharex=True, squeeze=False)
+    for ax, key in zip(axes[:, 0], keys):
+        steps, values = series[key]
+        ax.plot(steps, values, lw=1.2, label=key)
+        if targets and key in targets:
+            ax.axhline(targets[key], color="black", ls="--", lw=1, label=f"target {targets[key]:g}")
+        if bounds and key in bounds:
+            lo, hi = bounds[key]
+            ax.axhspan(lo, hi, color="grey", alpha=0.12, label=f"range [{lo:g}, {hi:g}]")
+        if key in log_scale:
+            ax.set_yscale("log")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+    axes[-1, 0].set_xlabel("step")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,91 @@
+"""TensorBoard logging for ``gencli train --tensorboard``: the logged losses and the sample grids.
+
+The run directory stays the record of a run (``metrics.jsonl``, ``samples/``); TensorBoard gets
+the same values under ``RUN/tensorboard/`` for live curves across runs (``tensorboard --logdir
+runs``). Losses are written when the engine logs them (they are already on the host then, so
+TensorBoard costs no extra device sync) and grids when it saves one.
+
+TensorBoard is an optional dependency: without it ``--tensorboard`` ends with one line saying
+how to install it, before any data is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from gencli.errors import UserError
+
+INSTALL = "pip install 'gencli[tensorboard]'"
+LOG_FOLDER = "tensorboard"
+
+
+def require_tensorboard() -> None:
+    """Raise ``UserError`` saying how to install TensorBoard when the package is missing."""
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        raise UserError(f"--tensorboard needs the tensorboard package: {INSTALL}") from None
+
+
+class TensorBoardLogger:
+    """Writes a run's losses, speed and sample grids as TensorBoard events.
+
+    ``start_step`` is the step a resumed run restarts from: events written after it by the
+    interrupted run are dropped, as the engine drops those lines of ``metrics.jsonl``.
+    ``writer`` replaces the ``SummaryWriter`` (anything with ``add_scalar``, ``add_image``,
+    ``add_text``, ``flush`` and ``close``).
+    """
+
+    def __init__(self, log_dir: str | Path, start_step: int = 0, writer: Any = None) -> None:
+        self.log_dir = Path(log_dir)
+        if writer is None:
+            require_tensorboard()
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=start_step + 1 if start_step else None)
+        self.writer = writer
+
+    @classmethod
+    def for_run(cls, run_dir: str | Path, start_step: int = 0) -> "TensorBoardLogger":
+        """Return a logger writing into ``RUN/tensorboard/``."""
+        return cls(Path(run_dir) / LOG_FOLDER, start_step)
+
+    def log_run(self, info: dict[str, Any], step: int = 0) -> None:
+        """Record what the run is (model, hyperparameters, data, training settings) as text."""
+        keys = ("model", "plugin", "plugin_version", "gencli_version", "hyperparameters", "data", "training")
+        summary = {k: info[k] for k in keys if k in info}
+        self.writer.add_text("run", "```\n" + json.dumps(summary, indent=2, default=str) + "\n```", step)
+
+    def log_losses(self, step: int, losses: dict[str, float], images_per_s: float | None = None) -> None:
+        """Write the mean losses since the last log as ``loss/<name>``, and the speed."""
+        for name, value in losses.items():
+            self.writer.add_scalar(f"loss/{name}", float(value), step)
+        if images_per_s is not None:
+            self.writer.add_scalar("speed/images_per_s", float(images_per_s), step)
+
+    def log_samples(self, step: int, images, nrow: int, tag: str = "samples") -> None:
+        """Write images in [-1, 1] (NCHW) as one grid, laid out as the saved PNG is."""
+        from gencli.media.images import grid
+
+        array = grid(images.detach().float().cpu(), nrow)
+        self.writer.add_image(tag, array, step, dataformats="HW" if array.ndim == 2 else "HWC")
+
+    def log_metrics(self, step: int, results: dict[str, Any]) -> None:
+        """Write numeric evaluation results (FID, KID, ...) as ``eval/<name>``."""
+        for name, value in results.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                self.writer.add_scalar(f"eval/{name}", float(value), step)
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def __enter__(self) -> "TensorBoardLogger":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
