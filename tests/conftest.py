@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 # Small, repeatable CPU work: one thread per test process keeps runs deterministic and lets
 # the suite share two cores.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-TINY_VAE = ["--set", "widths=8,16", "--image-size", "16", "--batch-size", "16"]
 
 
 @pytest.fixture(autouse=True)
@@ -25,13 +20,6 @@ def isolated_dirs(tmp_path, monkeypatch):
 
     torch.set_num_threads(1)
     yield
-
-
-def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run ``python -m gencli ARGS`` in a fresh process; return the completed process."""
-    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "gencli", *args], capture_output=True, text=True,
-                          cwd=cwd, env=full_env, timeout=timeout)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import TINY_VAE, run_cli
+from cli_helpers import TINY_VAE, run_cli
 
 
 def test_help_and_listings_do_not_import_torch():
