@@ -129,7 +129,9 @@ def r1_penalty(real_out: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     ``real`` must have had ``requires_grad_(True)`` before the forward pass producing
     ``real_out``. The graph is kept so the penalty trains D.
     """
-    (grad,) = torch.autograd.grad(real_out.float().sum(), real, create_graph=True)
+    (grad,) = torch.autograd.grad(real_out.float().sum(), real, create_graph=True, allow_unused=True)
+    if grad is None:  # D ignores its input entirely: its gradient, and so the penalty, is zero
+        return real_out.float().sum() * 0.0
     return grad.float().pow(2).flatten(1).sum(1).mean()
 
 

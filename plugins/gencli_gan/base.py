@@ -1,0 +1,262 @@
+"""What every model of the GAN family shares: stabiliser hyperparameters and the train step.
+
+A GAN here is a generator ``G``, a discriminator (or critic) ``D`` and an exponential moving
+average of the generator, ``G_ema``, which ``sample`` and ``generate`` use. One ``train_step``
+makes ``n_critic`` discriminator updates and then ``g_steps`` generator updates on the batch the
+engine hands it, each against fresh noise. The stabilisers of the family apply to every model:
+
+- instance noise: Gaussian noise of strength ``instance_noise`` added to every image D sees,
+  decaying linearly to zero over ``instance_noise_steps`` (Sønderby et al. 2017);
+- one-sided label smoothing: real targets ``1 - label_smoothing`` (Salimans et al. 2016);
+- differentiable augmentation of D's inputs, real and fake alike (Zhao et al. 2020);
+- the update ratio ``n_critic`` : ``g_steps``;
+- the EMA generator, with decay ``ema_decay`` warmed up over the first steps.
+
+Subclasses provide the networks (``G(z, labels)`` -> images, ``D(x, labels)`` -> one value per
+image) and may override ``discriminator_step`` / ``generator_step`` (SS-GAN adds its rotation
+task), ``after_discriminator_step`` (WGAN clips) and ``discriminator_penalty`` (WGAN-GP).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import nn
+
+from gencli.data.base import Batch
+from gencli.errors import UserError
+from gencli.models.base import Hyperparameters, Model, ema_update
+from gencli.models.hparams import require
+from gencli.nn.gan import (
+    add_instance_noise,
+    diff_augment,
+    discriminator_loss,
+    discriminator_score,
+    ema_decay_at,
+    generator_loss,
+    instance_noise_std,
+    parse_augment_policy,
+    smoothed_target,
+)
+
+# Sizes a generator that starts at 4x4 or 7x7 and doubles reaches (7x7 serves 28 px and 56 px).
+BASE_SIZES = (4, 7)
+MAX_SIZE = 256
+
+
+def resolution_plan(image_size: int) -> tuple[int, int] | None:
+    """Return (starting size, number of doublings) that reaches ``image_size``, or None."""
+    for base in BASE_SIZES:
+        size, doublings = image_size, 0
+        while size > base and size % 2 == 0:
+            size, doublings = size // 2, doublings + 1
+        if size == base and doublings >= 1 and image_size <= MAX_SIZE:
+            return base, doublings
+    return None
+
+
+def supported_sizes() -> list[int]:
+    """Return every image size ``resolution_plan`` accepts, smallest first."""
+    return sorted(b * 2**k for b in BASE_SIZES for k in range(1, 8) if b * 2**k <= MAX_SIZE)
+
+
+def check_doubling_size(name: str, image_size: int, channels: int) -> None:
+    """Raise ``UserError`` unless a 4x4/7x7-doubling architecture can produce this shape."""
+    if channels not in (1, 3):
+        raise UserError(f"{name} works with 1 or 3 channels, not {channels}")
+    if resolution_plan(image_size) is None:
+        sizes = ", ".join(map(str, supported_sizes()))
+        raise UserError(f"{name} cannot produce {image_size} px images; it works at {sizes} px")
+
+
+# ---------------------------------------------------------------------------------- hyperparameters
+# Mixins of fields; a model's hyperparameter class combines the ones that mean something for it.
+# Each ``validate`` checks its own fields, then hands over to the next class in the MRO.
+def validate_next(cls, self) -> None:
+    parent = getattr(super(cls, self), "validate", None)
+    if parent is not None:
+        parent()
+
+
+@dataclass
+class AdversarialHyperparameters(Hyperparameters):
+    """Fields every GAN of the family has: learning rates, latent size, update ratio, stabilisers."""
+
+    lr: float = field(default=2e-4, metadata={"help": "generator learning rate (2e-4: Radford et al. 2016)"})
+    lr_d: float | None = field(default=None, metadata={"help": "discriminator learning rate (none: same as lr)"})
+    z_dim: int = field(default=100, metadata={"help": "size of the latent vector z ~ N(0, I) (100 in DCGAN)"})
+    n_critic: int = field(default=1, metadata={"help": "discriminator (critic) updates per generator update"})
+    g_steps: int = field(default=1, metadata={"help": "generator updates per training step"})
+    instance_noise: float = field(
+        default=0.0, metadata={"help": "std of Gaussian noise added to D's inputs at step 0 (0 = off; ~0.1 helps)"})
+    instance_noise_steps: int = field(
+        default=2000, metadata={"help": "steps over which the instance noise decays linearly to zero"})
+    augment: tuple[str, ...] = field(
+        default=(), metadata={"help": "differentiable augmentation of D's inputs: any of color,translation,cutout"})
+    ema_decay: float = field(
+        default=0.999, metadata={"help": "decay of the generator's moving average used for sampling (0 = raw G)"})
+
+    def validate(self) -> None:
+        require(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        require(self.lr_d is None or self.lr_d > 0, f"lr_d must be > 0, got {self.lr_d}")
+        require(self.z_dim >= 1, f"z_dim must be at least 1, got {self.z_dim}")
+        require(self.n_critic >= 1, f"n_critic must be at least 1 (discriminator updates per generator update), got {self.n_critic}")
+        require(self.g_steps >= 1, f"g_steps must be at least 1, got {self.g_steps}")
+        require(self.instance_noise >= 0, f"instance_noise must be >= 0, got {self.instance_noise}")
+        require(self.instance_noise_steps >= 1, f"instance_noise_steps must be at least 1, got {self.instance_noise_steps}")
+        require(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        try:
+            parse_augment_policy(self.augment)
+        except ValueError as exc:
+            raise UserError(f"augment: {exc}") from None
+        validate_next(AdversarialHyperparameters, self)
+
+
+@dataclass
+class OptimizerSettings:
+    """The optimizer: Adam with DCGAN's beta1 of 0.5 (0.9 oscillated), or RMSprop."""
+
+    optimizer: Literal["adam", "rmsprop"] = field(default="adam", metadata={"help": "optimizer of both networks"})
+    beta1: float = field(default=0.5, metadata={"help": "Adam beta1 (0.5: Radford et al. 2016)"})
+    beta2: float = field(default=0.999, metadata={"help": "Adam beta2"})
+
+    def validate(self) -> None:
+        require(0 <= self.beta1 < 1, f"beta1 must be in [0, 1), got {self.beta1}")
+        require(0 <= self.beta2 < 1, f"beta2 must be in [0, 1), got {self.beta2}")
+        validate_next(OptimizerSettings, self)
+
+
+@dataclass
+class LossSettings:
+    """The adversarial loss of a classic (non-Wasserstein) GAN and its label smoothing."""
+
+    loss: Literal["ns", "hinge", "lsgan"] = field(
+        default="ns", metadata={"help": "adversarial loss: ns (non-saturating), hinge or lsgan (least squares)"})
+    label_smoothing: float = field(
+        default=0.0, metadata={"help": "one-sided label smoothing: real targets 1 - value (0.1 in Salimans et al.)"})
+
+    def validate(self) -> None:
+        require(0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        validate_next(LossSettings, self)
+
+
+# ---------------------------------------------------------------------------------- the model
+class GAN(Model):
+    """Base of the GAN family. Subclasses build ``G``, ``D`` (and ``G_ema`` via ``ema_copy``)."""
+
+    # The adversarial loss; classic GANs read it from ``hp.loss``, WGANs fix it.
+    def loss_kind(self) -> str:
+        return self.hp.loss
+
+    def real_target(self) -> float:
+        return smoothed_target(self.hp.label_smoothing)
+
+    def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        hp = self.hp
+        if hp.optimizer == "rmsprop":
+            make = torch.optim.RMSprop
+        else:
+            def make(params, lr):
+                return torch.optim.Adam(params, lr=lr, betas=(hp.beta1, hp.beta2))
+        return {"G": make(self.nets["G"].parameters(), lr=hp.lr), "D": make(self.nets["D"].parameters(), lr=hp.lr_d or hp.lr)}
+
+    # -- pieces of the train step
+    def draw_z(self, n: int) -> torch.Tensor:
+        """Return latent vectors z ~ N(0, I) from the global generator, on the model's device."""
+        return torch.randn(n, self.hp.z_dim, device=self.device)
+
+    def d_input(self, x: torch.Tensor, noise_std: float) -> torch.Tensor:
+        """Return images as D sees them: augmented (when asked), then with instance noise."""
+        if self.hp.augment:
+            x = diff_augment(x, self.hp.augment)
+        return add_instance_noise(x, noise_std)
+
+    def discriminator_penalty(self, real_in: torch.Tensor, fake_in: torch.Tensor, labels, logs: dict) -> torch.Tensor | None:
+        """Return an extra term for D's loss (WGAN-GP's penalty), logging it in ``logs``; None for none."""
+        return None
+
+    def after_discriminator_step(self) -> None:
+        """Called after every D update (WGAN clips the critic's weights here)."""
+
+    def discriminator_step(self, real: torch.Tensor, labels: torch.Tensor | None, noise_std: float) -> dict[str, torch.Tensor]:
+        """Update D once against a fresh batch of fakes; return its logs."""
+        G, D, kind = self.nets["G"], self.nets["D"], self.loss_kind()
+        with torch.no_grad(), self.autocast():
+            fake = G(self.draw_z(len(real)), labels)
+        with self.autocast():
+            real_in, fake_in = self.d_input(real, noise_std), self.d_input(fake, noise_std)
+            real_out, fake_out = D(real_in, labels), D(fake_in, labels)
+            loss = discriminator_loss(kind, real_out, fake_out, self.real_target())
+            logs = {}
+            if kind == "wasserstein":
+                logs["wasserstein"] = (real_out.float().mean() - fake_out.float().mean()).detach()
+            else:
+                logs["d_real"] = discriminator_score(kind, real_out)
+                logs["d_fake"] = discriminator_score(kind, fake_out)
+            penalty = self.discriminator_penalty(real_in, fake_in, labels, logs)
+            if penalty is not None:
+                loss = loss + penalty
+        self.optimize("D", loss)
+        self.after_discriminator_step()
+        return {"loss_d": loss.detach(), **logs}
+
+    def generator_step(self, n: int, labels: torch.Tensor | None, noise_std: float) -> dict[str, torch.Tensor]:
+        """Update G once; return its logs."""
+        G, D = self.nets["G"], self.nets["D"]
+        with self.autocast():
+            fake = G(self.draw_z(n), labels)
+            loss = generator_loss(self.loss_kind(), D(self.d_input(fake, noise_std), labels))
+        self.optimize("G", loss)
+        return {"loss_g": loss.detach()}
+
+    def update_ema(self) -> None:
+        ema_update(self.nets["G_ema"], self.nets["G"], ema_decay_at(self.step, self.hp.ema_decay))
+
+    def training_labels(self, batch: Batch) -> torch.Tensor | None:
+        """Return the labels that condition G and D (None for unconditional models)."""
+        return batch.labels if self.conditional else None
+
+    # -- the train step
+    def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        hp = self.hp
+        real, labels = batch.images, self.training_labels(batch)
+        noise_std = instance_noise_std(self.step, hp.instance_noise, hp.instance_noise_steps)
+        logs: dict[str, torch.Tensor] = {}
+        for _ in range(hp.n_critic):
+            logs.update(self.discriminator_step(real, labels, noise_std))
+        for _ in range(hp.g_steps):
+            logs.update(self.generator_step(len(real), labels, noise_std))
+        self.update_ema()
+        return logs
+
+    # -- capabilities
+    def check_labels(self, labels: torch.Tensor | None, n: int) -> torch.Tensor | None:
+        """Return ``labels`` on the device, checked against what the model was trained on."""
+        if labels is None:
+            return None
+        raise UserError(f"model {self.name!r} is unconditional and takes no --label; cgan is the conditional GAN")
+
+    def latents(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Return ``n`` latent vectors z ~ N(0, I)."""
+        return torch.randn(n, self.hp.z_dim, generator=generator).to(self.device)
+
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Return the EMA generator's images for latent vectors ``z``."""
+        labels = self.check_labels(labels, len(z))
+        return self.nets["G_ema"](z.to(self.device), labels).float().clamp(-1, 1)
+
+    def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Return ``n`` images from the EMA generator."""
+        z = self.latents(n, generator)
+        return self.generate(z, labels)
+
+
+def discriminator_norm(kind: str, channels: int) -> nn.Module:
+    """Return the normalisation layer ``kind`` ("batch", "layer"; "none"/"spectral": identity)."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "layer":  # normalises each image over (C, H, W), as WGAN-GP recommends for critics
+        return nn.GroupNorm(1, channels)
+    return nn.Identity()

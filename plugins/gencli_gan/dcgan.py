@@ -1,0 +1,170 @@
+"""DCGAN: the deep convolutional GAN of Radford, Metz & Chintala (ICLR 2016).
+
+The generator projects z to a 4x4 (or 7x7) map and doubles it with upsampling convolutions,
+batch norm and ReLU, ending in tanh; the discriminator mirrors it with strided convolutions and
+LeakyReLU(0.2), no batch norm on its input layer. Weights start from N(0, 0.02); Adam 2e-4 with
+beta1 0.5. One image size fixes the number of doublings: 28 px starts at 7x7, 32 and 64 px at
+4x4 (every size of the form 4 * 2^k or 7 * 2^k up to 256 works).
+
+These two networks also serve WGAN, WGAN-GP (``d_norm``: batch norm for WGAN's critic, layer norm
+for WGAN-GP's) and the conditional GAN (``num_classes``: the one-hot label joins z, and the
+discriminator adds a projection term).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gencli.models.base import TrainDefaults
+from gencli.models.hparams import require
+from gencli.nn.gan import ema_copy, init_normal, sn_conv2d, sn_embedding, sn_linear
+from gencli_gan.base import (
+    GAN,
+    AdversarialHyperparameters,
+    LossSettings,
+    OptimizerSettings,
+    check_doubling_size,
+    discriminator_norm,
+    resolution_plan,
+    validate_next,
+)
+
+Upsample = Literal["transpose", "nearest", "pixelshuffle"]
+DiscriminatorNorm = Literal["batch", "layer", "spectral", "none"]
+
+
+# ---------------------------------------------------------------------------------- networks
+def upsampling(c_in: int, c_out: int, mode: str, bias: bool) -> nn.Module:
+    """Return a layer doubling the spatial size: transposed conv, nearest + conv, or sub-pixel conv."""
+    if mode == "transpose":
+        return nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=bias)
+    if mode == "nearest":  # avoids the checkerboard artefacts of strided transposed convolutions
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, padding=1, bias=bias))
+    # PixelShuffle (Shi et al. 2016): a conv to 4x the channels, rearranged into a 2x larger map
+    return nn.Sequential(nn.Conv2d(c_in, 4 * c_out, 3, padding=1, bias=bias), nn.PixelShuffle(2))
+
+
+class DCGANGenerator(nn.Module):
+    """z (+ one-hot label) -> image in [-1, 1]; width halves at each doubling, ending at ``width``."""
+
+    def __init__(self, z_dim: int, channels: int, image_size: int, width: int = 64, depth: int = 0,
+                 upsample: str = "transpose", num_classes: int = 0):
+        super().__init__()
+        base, doublings = resolution_plan(image_size)
+        self.num_classes = num_classes
+        widths = [width * 2 ** (doublings - 1 - i) for i in range(doublings)]
+        # "Project and reshape": a transposed conv from 1x1 to base x base is a linear layer.
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(z_dim + num_classes, widths[0], base, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(True),
+        ]
+        for i, c_in in enumerate(widths):
+            for _ in range(depth):  # extra same-size layers: a deeper generator at equal width
+                layers += [nn.Conv2d(c_in, c_in, 3, padding=1, bias=False), nn.BatchNorm2d(c_in), nn.ReLU(True)]
+            last = i == doublings - 1
+            c_out = channels if last else widths[i + 1]
+            layers.append(upsampling(c_in, c_out, upsample, bias=last))
+            layers += [nn.Tanh()] if last else [nn.BatchNorm2d(c_out), nn.ReLU(True)]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.num_classes:
+            z = torch.cat([z, F.one_hot(labels.long(), self.num_classes).to(z.dtype)], dim=1)
+        return self.body(z.view(*z.shape, 1, 1))
+
+
+class DCGANDiscriminator(nn.Module):
+    """Image (+ label) -> one logit per image; width doubles at each halving, starting at ``width``.
+
+    With ``num_classes`` it is a projection discriminator (Miyato & Koyama 2018): the logit gains
+    <embed(y), sum-pooled features>, which scores how well the image matches its label.
+    """
+
+    def __init__(self, channels: int, image_size: int, width: int = 64, depth: int = 0, norm: str = "batch",
+                 dropout: float = 0.0, num_classes: int = 0):
+        super().__init__()
+        base, halvings = resolution_plan(image_size)
+        spectral = norm == "spectral"
+        conv = sn_conv2d if spectral else nn.Conv2d
+        linear = sn_linear if spectral else nn.Linear
+
+        def activation() -> list[nn.Module]:
+            return [nn.LeakyReLU(0.2, True)] + ([nn.Dropout(dropout)] if dropout > 0 else [])
+
+        layers: list[nn.Module] = []
+        c_in = channels
+        for i in range(halvings):
+            c_out = width * 2**i
+            normed = i > 0 and norm in ("batch", "layer")  # never normalise the raw image (DCGAN)
+            layers += [conv(c_in, c_out, 4, stride=2, padding=1, bias=not normed)]
+            layers += [discriminator_norm(norm, c_out)] if normed else []
+            layers += activation()
+            for _ in range(depth):
+                layers += [conv(c_out, c_out, 3, padding=1, bias=norm not in ("batch", "layer"))]
+                layers += [discriminator_norm(norm, c_out)] + activation()
+            c_in = c_out
+        self.features = nn.Sequential(*layers)
+        # DCGAN's last layer is a base x base convolution to one value: a linear layer on the map.
+        self.head = linear(c_in * base * base, 1)
+        self.embed = (sn_embedding if spectral else nn.Embedding)(num_classes, c_in) if num_classes else None
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.features(x)
+        out = self.head(h.flatten(1)).squeeze(1)
+        if self.embed is not None:
+            out = out + (self.embed(labels.long()) * h.sum(dim=(2, 3))).sum(dim=1)
+        return out
+
+
+# ---------------------------------------------------------------------------------- model
+@dataclass
+class DCGANArchitecture:
+    """Widths and depth of the DCGAN networks, shared by dcgan, wgan, wgan-gp and cgan."""
+
+    g_width: int = field(default=64, metadata={"help": "generator channels at its last hidden layer (doubling inwards)"})
+    d_width: int = field(default=64, metadata={"help": "discriminator channels at its first layer (doubling inwards)"})
+    depth: int = field(default=0, metadata={"help": "extra 3x3 conv layers per resolution in both networks"})
+    upsample: Upsample = field(
+        default="transpose", metadata={"help": "generator upsampling: transpose, nearest (+conv) or pixelshuffle"})
+    d_norm: DiscriminatorNorm = field(default="batch", metadata={"help": "discriminator normalisation"})
+    d_dropout: float = field(default=0.0, metadata={"help": "dropout after each discriminator activation"})
+
+    def validate(self) -> None:
+        require(self.g_width >= 1, f"g_width must be at least 1, got {self.g_width}")
+        require(self.d_width >= 1, f"d_width must be at least 1, got {self.d_width}")
+        require(self.depth >= 0, f"depth must be >= 0, got {self.depth}")
+        require(0 <= self.d_dropout < 1, f"d_dropout must be in [0, 1), got {self.d_dropout}")
+        validate_next(DCGANArchitecture, self)
+
+
+@dataclass
+class DCGANHyperparameters(DCGANArchitecture, LossSettings, OptimizerSettings, AdversarialHyperparameters):
+    """DCGAN (Radford et al. 2016): Adam 2e-4, beta1 0.5, z of 100, batch 128 in the paper."""
+
+
+class DCGAN(GAN):
+    name = "dcgan"
+    summary = "deep convolutional GAN (Radford et al. 2016)"
+    data = "images"
+    Hyperparameters = DCGANHyperparameters
+    defaults = TrainDefaults(image_size=32, channels=3, batch_size=64, steps=200, sample_every=20, checkpoint_every=100)
+    test_overrides = {"g_width": 8, "d_width": 8, "z_dim": 16}
+
+    @classmethod
+    def check_shape(cls, image_size: int, channels: int) -> None:
+        check_doubling_size(cls.name, image_size, channels)
+
+    @property
+    def label_count(self) -> int:
+        """Classes the networks are conditioned on (0: unconditional)."""
+        return self.num_classes if self.conditional else 0
+
+    def build_networks(self) -> dict[str, nn.Module]:
+        hp, c, s = self.hp, self.channels, self.image_size
+        G = init_normal(DCGANGenerator(hp.z_dim, c, s, hp.g_width, hp.depth, hp.upsample, self.label_count))
+        D = init_normal(DCGANDiscriminator(c, s, hp.d_width, hp.depth, hp.d_norm, hp.d_dropout, self.label_count))
+        return {"G": G, "D": D, "G_ema": ema_copy(G)}
