@@ -12,8 +12,9 @@ can give every check its own test. A check raises ``ConformanceError`` (an ``Ass
 so pytest shows it as a failed assertion) with one paragraph saying what the model did and what
 the contract expects. The checks:
 
-- ``check_declarations``: name, summary, data kind, defaults, a typed hyperparameter dataclass
-  whose every field has a help text and a default that ``--set`` can write back.
+- ``check_declarations``: name, summary, data kind, defaults, capability hints, a typed
+  hyperparameter dataclass whose every field has a help text and a default that ``--set`` can
+  write back.
 - ``check_hyperparameters``: an unknown key and a wrongly typed value are refused with a
   ``UserError`` naming the key, through the same path as ``gencli train --set``.
 - ``check_builds``: at a few candidate sizes, and with 1 and 3 channels, the model either builds
@@ -205,6 +206,13 @@ def check_declarations(model: str | type) -> None:
             fail(who, f"`{attr}` must be a frozenset of option names, got {type(getattr(cls, attr)).__name__}")
     if not isinstance(getattr(cls, "test_overrides", {}), dict):
         fail(who, "`test_overrides` must be a dict of hyperparameter values")
+    from gencli.models.base import CAPABILITIES, has_capability
+
+    for capability in getattr(cls, "capability_hints", {}) or {}:
+        if capability not in CAPABILITIES:
+            fail(who, f"`capability_hints` names {capability!r}, which is no capability ({', '.join(CAPABILITIES)})")
+        if has_capability(cls, capability):
+            fail(who, f"`capability_hints` explains how to get {capability!r}, but the model already offers it")
     hp_cls = cls.Hyperparameters
     if not (dataclasses.is_dataclass(hp_cls) and isinstance(hp_cls, type) and issubclass(hp_cls, Hyperparameters)):
         fail(who, "`Hyperparameters` must be a dataclass subclassing gencli.models.base.Hyperparameters")

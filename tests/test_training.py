@@ -166,3 +166,13 @@ def test_a_half_written_checkpoint_is_ignored(tmp_path):
     (run / "checkpoints" / "step-00000030").mkdir()  # no meta.json: never completed
     (run / "checkpoints" / "latest").unlink()
     assert ckpt.latest_checkpoint(run).name == "step-00000010"
+
+
+def test_the_command_line_run_length_replaces_the_config_files(tmp_path):
+    from gencli.training.engine import merge_config_file
+
+    config = tmp_path / "c.toml"
+    config.write_text('model = "vae"\nepochs = 5\nbatch_size = 8\n[hyperparameters]\nbeta = 2.0\n')
+    merged = merge_config_file({"steps": 3, "overrides": {"latent_dim": "2"}}, config)
+    assert merged["steps"] == 3 and "epochs" not in merged and merged["batch_size"] == 8
+    assert merged["overrides"] == {"beta": 2.0, "latent_dim": "2"}

@@ -181,7 +181,11 @@ def merge_config_file(values: dict[str, Any], path: str | Path) -> dict[str, Any
     if not isinstance(hyper, dict):
         raise UserError(f"[hyperparameters] in {str(path)!r} must be a table")
     merged = dict(raw)
-    merged.update({k: v for k, v in values.items() if v is not None and k != "overrides"})
+    given = {k: v for k, v in values.items() if v is not None and k != "overrides"}
+    if "steps" in given or "epochs" in given:  # the command line's run length replaces the file's
+        merged.pop("steps", None)
+        merged.pop("epochs", None)
+    merged.update(given)
     merged["overrides"] = {**hyper, **values.get("overrides", {})}
     return merged
 
@@ -226,7 +230,8 @@ def _plan_new(config: TrainConfig) -> Plan:
         "gencli_version": gencli.__version__,
         "plugin": spec.plugin,
         "plugin_version": _plugin_version(spec.plugin),
-        "model": cls.name,
+        # the name the user asked for: "plugin:name" for a shadowed model, so it reloads as itself
+        "model": config.model if ":" in config.model else cls.name,
         "hyperparameters": hparams.to_dict(hp),
         "data": {
             "spec": data_spec,

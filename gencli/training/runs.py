@@ -30,7 +30,8 @@ def new_run_dir(model: str, data: str, out: Path | None) -> Path:
         return out
     safe_data = "".join(c if c.isalnum() or c in "-_" else "-" for c in Path(data).name or data)[:40]
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = runs_root() / f"{model}-{safe_data}-{stamp}"
+    safe_model = model.replace(":", "-")
+    base = runs_root() / f"{safe_model}-{safe_data}-{stamp}"
     path, i = base, 1
     while path.exists():
         i += 1

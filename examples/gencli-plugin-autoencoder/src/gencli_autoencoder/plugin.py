@@ -1,0 +1,19 @@
+"""The gencli entry point of this distribution: what it adds, described without importing torch."""
+
+from gencli.hookspecs import hookimpl
+from gencli.registry import ModelSpec
+
+# The plugin API versions this module speaks; gencli refuses to load it when its own differs.
+GENCLI_API = 1
+
+
+@hookimpl
+def gencli_register_models():
+    return [
+        ModelSpec(
+            "ae",
+            "deterministic convolutional autoencoder; samples from a Gaussian fitted to its codes",
+            "gencli_autoencoder.model:Autoencoder",
+            "images",
+        )
+    ]

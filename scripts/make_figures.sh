@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Regenerate the figures of docs/models/*.md with the tool itself: short runs on the built-in
+# shapes data sets at 16 px, on the CPU (a few minutes per model), then the sample, interpolate
+# and figure commands the pages show. Image grids are enlarged twice (nearest neighbour) for
+# reading; every file lands in docs/figures/ and is kept under 100 KB.
+#
+#   bash scripts/make_figures.sh                  # every family
+#   bash scripts/make_figures.sh gan diffusion    # some: gan, stylegan, translation, diffusion
+#
+# Runs go to a temporary folder (WORK=DIR keeps them, and reuses finished ones). Same seed, same figures.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FIGURES=docs/figures
+WORK=${WORK:-$(mktemp -d)}
+RAW="$WORK/figures"
+export GENCLI_RUNS_DIR="$WORK/runs"
+export GENCLI_DATA_DIR="${GENCLI_DATA_DIR:-$WORK/data}"
+rm -rf "$RAW"
+mkdir -p "$FIGURES" "$RAW"
+families=("$@")
+[ ${#families[@]} -eq 0 ] && families=(gan stylegan translation diffusion)
+
+# train NAME MODEL [OPTIONS...]: a short run into $WORK/NAME (kept when it finished with these options)
+train() {
+  local name=$1; shift
+  if grep -qs '"status": "finished"' "$WORK/$name/run.json" && [ "$(cat "$WORK/$name.command" 2>/dev/null)" = "$*" ]; then
+    return
+  fi
+  rm -rf "${WORK:?}/$name"
+  echo "training $name: gencli train $*" >&2
+  gencli -q train "$@" --out "$WORK/$name" --device cpu --seed 0 >/dev/null
+  echo "$*" > "$WORK/$name.command"
+}
+
+# keep NAME FILE: take a run's file as figure NAME
+keep() { cp "$2" "$RAW/$1"; }
+# last_grid RUN: the newest sample grid of a run
+last_grid() { find "$1/samples" -name 'step-*.png' | sort | tail -n 1; }
+
+for family in "${families[@]}"; do
+  case $family in
+  gan)
+    train dcgan dcgan --image-size 16 --batch-size 32 --steps 1500 --sample-every 150 --set g_width=32 --set d_width=32
+    keep gan-dcgan-progress.gif "$WORK/dcgan/progress.gif"
+    keep gan-dcgan-losses.png "$WORK/dcgan/losses.png"
+    gencli sample "$WORK/dcgan" --n 36 --seed 1 --out "$RAW/gan-dcgan-samples.png" --device cpu
+    gencli interpolate "$WORK/dcgan" --steps 8 --from 1 --to 2 --out "$RAW/gan-dcgan-interpolate.png" --device cpu
+    rm -f "$RAW/gan-dcgan-interpolate.gif"
+    train cgan cgan --image-size 16 --batch-size 32 --steps 1500 --sample-every 150 --set g_width=32 --set d_width=32
+    keep gan-cgan-progress.gif "$WORK/cgan/progress.gif"
+    gencli sample "$WORK/cgan" --label ring --n 16 --seed 1 --out "$RAW/gan-cgan-ring.png" --device cpu
+    train wgan-gp wgan-gp --image-size 16 --batch-size 32 --steps 400 --sample-every 50 --set g_width=32 --set d_width=32
+    keep gan-wgan-gp-losses.png "$WORK/wgan-gp/losses.png"
+    gencli sample "$WORK/wgan-gp" --n 36 --seed 1 --out "$RAW/gan-wgan-gp-samples.png" --device cpu
+    ;;
+  stylegan)
+    train stylegan stylegan --image-size 16 --batch-size 16 --steps 900 --sample-every 100 --set z_dim=128 --set w_dim=128 --set mapping_layers=4
+    keep stylegan-progress.gif "$WORK/stylegan/progress.gif"
+    keep stylegan-losses.png "$WORK/stylegan/losses.png"
+    gencli sample "$WORK/stylegan" --n 36 --seed 1 --out "$RAW/stylegan-samples.png" --device cpu
+    gencli sample "$WORK/stylegan" --n 36 --seed 1 --truncation 0.5 --out "$RAW/stylegan-truncation-0.5.png" --device cpu
+    gencli sample "$WORK/stylegan" --style-mix --n 16 --seed 1 --out "$RAW/stylegan-style-mix.png" --device cpu
+    gencli interpolate "$WORK/stylegan" --space w --steps 8 --out "$RAW/stylegan-interpolate-w.png" --device cpu
+    rm -f "$RAW/stylegan-interpolate-w.gif"
+    ;;
+  translation)
+    train cyclegan cyclegan --image-size 16 --batch-size 4 --steps 500 --sample-every 50
+    keep translation-cyclegan-progress.gif "$WORK/cyclegan/progress.gif"
+    keep translation-cyclegan-losses.png "$WORK/cyclegan/losses.png"
+    keep translation-cyclegan-samples.png "$(last_grid "$WORK/cyclegan")"
+    train pix2pix pix2pix --image-size 16 --batch-size 8 --steps 800 --sample-every 100
+    keep translation-pix2pix-progress.gif "$WORK/pix2pix/progress.gif"
+    keep translation-pix2pix-samples.png "$(last_grid "$WORK/pix2pix")"
+    ;;
+  diffusion)
+    train ddpm ddpm --image-size 16 --batch-size 32 --steps 1500 --sample-every 150 --set base_width=16 --set ema_decay=0.995
+    keep diffusion-ddpm-losses.png "$WORK/ddpm/losses.png"
+    gencli sample "$WORK/ddpm" --forward-noise --n 4 --seed 1 --out "$RAW/diffusion-forward-noise.png" --device cpu
+    ;;
+  *)
+    echo "unknown family $family (gan, stylegan, translation, diffusion)" >&2
+    exit 2
+    ;;
+  esac
+done
+
+# Grids and GIFs are enlarged twice (loss plots are left as drawn); a GIF over the size budget
+# then loses every other frame, keeping the last, until it fits.
+python - "$RAW" "$FIGURES" <<'PYTHON'
+import sys
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+from PIL import Image
+
+LIMIT = 100_000
+raw, figures = Path(sys.argv[1]), Path(sys.argv[2])
+
+
+def enlarge(image: np.ndarray) -> np.ndarray:
+    """Repeat every pixel 2x2 of an HxW(xC) image or a stack of them."""
+    colour = image.shape[-1] in (3, 4) and image.ndim >= 3
+    h, w = (-3, -2) if colour else (-2, -1)
+    return image.repeat(2, axis=h).repeat(2, axis=w)
+
+
+for source in sorted(raw.iterdir()):
+    target = figures / source.name
+    if source.suffix == ".png" and source.stem.endswith("-losses"):
+        target.write_bytes(source.read_bytes())
+        if target.stat().st_size > LIMIT:  # line plots lose nothing visible in a 64-colour palette
+            Image.open(source).convert("RGB").quantize(64).save(target, optimize=True)
+    elif source.suffix == ".png":
+        iio.imwrite(target, enlarge(iio.imread(source)), extension=".png")
+    elif source.suffix == ".gif":
+        frames = enlarge(iio.imread(source, index=None))
+        iio.imwrite(target, list(frames), extension=".gif", duration=400, loop=0)
+        while target.stat().st_size > LIMIT and len(frames) > 2:
+            frames = np.concatenate([frames[:-1:2], frames[-1:]])
+            iio.imwrite(target, list(frames), extension=".gif", duration=400, loop=0)
+    size = target.stat().st_size
+    print(f"{target}  {size / 1000:.0f} KB" + ("  (over 100 KB)" if size > LIMIT else ""))
+PYTHON
