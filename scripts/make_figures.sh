@@ -5,7 +5,7 @@
 # reading; every file lands in docs/figures/ and is kept under 100 KB.
 #
 #   bash scripts/make_figures.sh                  # every family
-#   bash scripts/make_figures.sh gan diffusion    # some: gan, stylegan, translation, diffusion
+#   bash scripts/make_figures.sh gan diffusion    # some: vae, gan, stylegan, translation, diffusion
 #
 # Runs go to a temporary folder (WORK=DIR keeps them, and reuses finished ones). Same seed, same figures.
 set -euo pipefail
@@ -18,7 +18,7 @@ export GENCLI_DATA_DIR="${GENCLI_DATA_DIR:-$WORK/data}"
 rm -rf "$RAW"
 mkdir -p "$FIGURES" "$RAW"
 families=("$@")
-[ ${#families[@]} -eq 0 ] && families=(gan stylegan translation diffusion)
+[ ${#families[@]} -eq 0 ] && families=(vae gan stylegan translation diffusion)
 
 # train NAME MODEL [OPTIONS...]: a short run into $WORK/NAME (kept when it finished with these options)
 train() {
@@ -39,6 +39,17 @@ last_grid() { find "$1/samples" -name 'step-*.png' | sort | tail -n 1; }
 
 for family in "${families[@]}"; do
   case $family in
+  vae)
+    train vae vae --image-size 16 --steps 1500 --sample-every 150
+    keep vae-vae-progress.gif "$WORK/vae/progress.gif"
+    keep vae-vae-losses.png "$WORK/vae/losses.png"
+    gencli sample "$WORK/vae" --n 36 --seed 1 --out "$RAW/vae-vae-samples.png" --device cpu
+    gencli interpolate "$WORK/vae" --steps 8 --from 1 --to 2 --out "$RAW/vae-vae-interpolate.png" --device cpu
+    rm -f "$RAW/vae-vae-interpolate.gif"
+    train cvae2d cvae --image-size 16 --steps 1500 --sample-every 150 --set latent_dim=2
+    gencli sample "$WORK/cvae2d" --label ring --n 16 --seed 1 --out "$RAW/vae-cvae-ring.png" --device cpu
+    gencli interpolate "$WORK/cvae2d" --latent-grid 8 --label triangle --out "$RAW/vae-cvae-latent-grid-triangle.png" --device cpu
+    ;;
   gan)
     train dcgan dcgan --image-size 16 --batch-size 32 --steps 1500 --sample-every 150 --set g_width=32 --set d_width=32
     keep gan-dcgan-progress.gif "$WORK/dcgan/progress.gif"
@@ -78,7 +89,7 @@ for family in "${families[@]}"; do
     gencli sample "$WORK/ddpm" --forward-noise --n 4 --seed 1 --out "$RAW/diffusion-forward-noise.png" --device cpu
     ;;
   *)
-    echo "unknown family $family (gan, stylegan, translation, diffusion)" >&2
+    echo "unknown family $family (vae, gan, stylegan, translation, diffusion)" >&2
     exit 2
     ;;
   esac
