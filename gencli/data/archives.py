@@ -21,9 +21,15 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from gencli.data.download import MIRROR_ENV, extract, fetch, find_layout, mirror_url, read_manifest, unwrap
 from gencli.errors import UserError
 from gencli.registry import DataKind
+
+
+def _download():
+    """The downloader module, imported when first needed: listing datasets must stay fast."""
+    from gencli.data import download
+
+    return download
 
 CYCLEGAN_URL = "https://efrosgans.eecs.berkeley.edu/cyclegan/datasets"
 PIX2PIX_URL = "https://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
@@ -75,8 +81,8 @@ class ArchiveDataset:
         """The download URL, honouring ``GENCLI_MIRROR`` / ``GENCLI_MIRROR_<NAME>``."""
         default = f"{self.base_url}/{self.filename}" if self.base_url else None
         if default:
-            return mirror_url(self.name, default)
-        mirrored = mirror_url(self.name, f"mirror:/{self.filename}")
+            return _download().mirror_url(self.name, default)
+        mirrored = _download().mirror_url(self.name, f"mirror:/{self.filename}")
         return None if mirrored.startswith("mirror:") else mirrored
 
     def is_present(self) -> bool:
@@ -93,9 +99,9 @@ class ArchiveDataset:
 
     def _locate(self, archive: Path):
         if not self.required:
-            return unwrap
+            return _download().unwrap
         describe = self.layout or ", ".join(f"{r}/" for r in self.required)
-        return lambda folder: find_layout(folder, self.required, archive.name, describe)
+        return lambda folder: _download().find_layout(folder, self.required, archive.name, describe)
 
     def fetch(self, console=None) -> Path:
         """Return the dataset folder, downloading and extracting the archive when it is missing."""
@@ -106,19 +112,19 @@ class ArchiveDataset:
         if url is None and not archive.is_file():
             raise UserError(self.missing_message())
         if url is not None:
-            fetch(url, archive, self.sha256, console=console)
+            _download().fetch(url, archive, self.sha256, console=console)
         elif not archive.is_file():
             raise UserError(self.missing_message())
         if self.folder.exists():  # an empty folder left behind: replace it
             os.rmdir(self.folder)
         self.folder.parent.mkdir(parents=True, exist_ok=True)
-        return extract(archive, self.folder, self._locate(archive), console=console)
+        return _download().extract(archive, self.folder, self._locate(archive), console=console)
 
     def _source(self, folder: Path) -> str:
         """Fingerprint of the unpacked files: the extraction record, or a scan when placed by hand."""
         from gencli.data.cache import fingerprint
 
-        manifest = read_manifest(folder)
+        manifest = _download().read_manifest(folder)
         if manifest:
             return f"{manifest.get('archive')}:{manifest.get('files')}:{manifest.get('bytes')}:{manifest.get('extracted')}"
         return fingerprint(folder)
@@ -181,7 +187,7 @@ class ArchiveDataset:
             card["fetch_by_hand"] = (
                 f"download {self.base_url}/{self.filename} and put it at "
                 f"GENCLI_DATA_DIR/downloads/{self.name}/{self.filename}; gencli verifies and extracts it "
-                f"on the next run (or set {MIRROR_ENV} to a server holding the same file name)"
+                f"on the next run (or set {_download().MIRROR_ENV} to a server holding the same file name)"
             )
         else:
             card["fetch_by_hand"] = (
