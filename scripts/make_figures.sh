@@ -40,13 +40,13 @@ last_grid() { find "$1/samples" -name 'step-*.png' | sort | tail -n 1; }
 for family in "${families[@]}"; do
   case $family in
   vae)
-    train vae vae --image-size 16 --steps 1500 --sample-every 150
+    train vae vae --image-size 16 --steps 800 --sample-every 100
     keep vae-vae-progress.gif "$WORK/vae/progress.gif"
     keep vae-vae-losses.png "$WORK/vae/losses.png"
     gencli sample "$WORK/vae" --n 36 --seed 1 --out "$RAW/vae-vae-samples.png" --device cpu
     gencli interpolate "$WORK/vae" --steps 8 --from 1 --to 2 --out "$RAW/vae-vae-interpolate.png" --device cpu
     rm -f "$RAW/vae-vae-interpolate.gif"
-    train cvae2d cvae --image-size 16 --steps 1500 --sample-every 150 --set latent_dim=2
+    train cvae2d cvae --image-size 16 --steps 800 --sample-every 100 --set latent_dim=2
     gencli sample "$WORK/cvae2d" --label ring --n 16 --seed 1 --out "$RAW/vae-cvae-ring.png" --device cpu
     gencli interpolate "$WORK/cvae2d" --latent-grid 8 --label triangle --out "$RAW/vae-cvae-latent-grid-triangle.png" --device cpu
     ;;
