@@ -63,7 +63,8 @@ def parse_label(model, label: str | int | None) -> int | None:
         raise UserError(f"unknown class {label!r}{did_you_mean(str(label), model.classes)}; "
                         f"classes: {', '.join(model.classes)}") from None
     if not 0 <= index < model.num_classes:
-        raise UserError(f"--label {index} is out of range: the model has {model.num_classes} classes (0-{model.num_classes - 1})")
+        raise UserError(f"--label {index} is out of range: the model has {model.num_classes} classes "
+                        f"(0-{model.num_classes - 1})")
     return index
 
 
@@ -138,7 +139,8 @@ def evaluate(
     channels, size = model.image_shape[0], model.image_shape[1]
     data = load_dataset(spec, DataRequest(size, channels, split, data_seed))
     if tuple(data.shape) != tuple(model.image_shape):
-        raise UserError(f"--data {spec!r} gives images of shape {list(data.shape)}, the model makes {list(model.image_shape)}")
+        raise UserError(f"--data {spec!r} gives images of shape {list(data.shape)}, "
+                        f"the model makes {list(model.image_shape)}")
 
     ctx = EvalContext(
         model=model, data=data, n=n, batch_size=batch_size, device=model.device, seed=seed, label=index,

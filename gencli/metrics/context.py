@@ -153,7 +153,8 @@ class EvalContext:
         ext_hash = getattr(self.feature_extractor(), "hash", "")
         if not self.data_key or not ext_hash:
             return None, ""
-        key = json.dumps({**self.data_key, "n": n_real, "label": self.label, "fingerprint": _fingerprint(self.real_images()[0]),
+        fingerprint = _fingerprint(self.real_images()[0])
+        key = json.dumps({**self.data_key, "n": n_real, "label": self.label, "fingerprint": fingerprint,
                           **self.extractor_id()}, sort_keys=True)
         return stats_dir() / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz", key
 
@@ -173,7 +174,8 @@ class EvalContext:
                 self._generate(self.feature_extractor())
             else:
                 images, labels = self._generated
-                feats = extract(self.feature_extractor(), images, self.batch_size, self.device, "generated features", self.progress)
+                feats = extract(self.feature_extractor(), images, self.batch_size, self.device, "generated features",
+                                self.progress)
                 self._fake = FeatureSet(feats, labels)
         return self._fake
 

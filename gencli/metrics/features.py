@@ -155,7 +155,8 @@ def extract(
     progress: bool = True,
 ) -> torch.Tensor:
     """Return features [N, D] (float32, CPU) of uint8 ``images``, computed in batches on ``device``."""
-    return torch.cat(list(extract_batches(extractor, _chunks(images, batch_size), len(images), device, description, progress)))
+    batches = extract_batches(extractor, _chunks(images, batch_size), len(images), device, description, progress)
+    return torch.cat(list(batches))
 
 
 def extract_batches(

@@ -136,5 +136,6 @@ def load_fid_inception(weights: str | os.PathLike) -> FIDInception:
     try:
         net.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError):
-        raise UserError(f"{str(weights)!r} does not hold FID Inception weights ({WEIGHTS_FILE} from {WEIGHTS_URL})") from None
+        raise UserError(f"{str(weights)!r} does not hold FID Inception weights "
+                        f"({WEIGHTS_FILE} from {WEIGHTS_URL})") from None
     return FIDInception(net).eval()
