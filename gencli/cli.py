@@ -317,7 +317,7 @@ def interpolate(
 @handle_errors
 def eval_(
     runs: list[str] = typer.Argument(..., help="Run directory (or several with --compare)."),
-    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated metrics (default: what fits the model)."),
+    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated: fid, kid, prdc, fid-class, accuracy, mse, psnr, ssim, or a plugin's (default: what fits the model)."),
     n: int = typer.Option(10000, "--n", help="Generated images for FID-style metrics."),
     data: Optional[str] = typer.Option(None, "--data", help="Real data to compare with (default: the run's)."),
     split: str = typer.Option("test", "--split", help="Real-data split: train or test."),
@@ -330,6 +330,12 @@ def eval_(
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
     json_out: bool = typer.Option(False, "--json", help="Print results as JSON."),
+    truncation: Optional[float] = typer.Option(None, "--truncation", help="Truncation psi (StyleGAN).", rich_help_panel=MODEL_PANEL),
+    noise: Optional[str] = typer.Option(None, "--noise", help="const or random noise (StyleGAN).", rich_help_panel=MODEL_PANEL),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps (diffusion).", rich_help_panel=MODEL_PANEL),
+    guidance: Optional[float] = typer.Option(None, "--guidance", help="Guidance w (diffusion).", rich_help_panel=MODEL_PANEL),
+    eta: Optional[float] = typer.Option(None, "--eta", help="DDIM eta (diffusion).", rich_help_panel=MODEL_PANEL),
+    sampler: Optional[str] = typer.Option(None, "--sampler", help="ddim or ddpm (diffusion).", rich_help_panel=MODEL_PANEL),
 ) -> None:
     """Evaluate trained models: FID, KID, precision/recall, reconstruction metrics and figures."""
     from gencli.commands import evaluate as ev
@@ -350,7 +356,10 @@ def eval_(
 
     run_dir = resolve_run(runs[0]).run_dir
     result = ev.evaluate(run_dir, [m.strip() for m in metrics.split(",")] if metrics else None, n, data, split,
-                         batch_size, str(resolve_device(device)), fid_weights, features, classifier, label, seed)
+                         batch_size, str(resolve_device(device)), fid_weights, features, classifier, label, seed,
+                         sample_options={k: v for k, v in dict(truncation=truncation, noise=noise, steps=steps,
+                                                               guidance=guidance, eta=eta, sampler=sampler).items()
+                                         if v is not None})
     if json_out:
         print(json.dumps(result, indent=2, default=str))
     else:

@@ -96,6 +96,7 @@ def test_run_level_mistakes(cli, trained_vae, tmp_path):
         (["interpolate", str(trained_vae), "--latent-grid", "4"], "needs a model with a 2-D latent"),
         (["train", "vae", "--out", str(trained_vae)], "already holds a run"),
         (["train", "--resume", str(trained_vae)], "already reached step 4 of 4"),
+        (["eval", str(trained_vae), "--steps", "5"], "does not take the sampling option 'steps'"),
     ]
     for args, message in cases:
         r = cli(*args)
