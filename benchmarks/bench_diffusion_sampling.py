@@ -175,9 +175,8 @@ def report(r: dict) -> str:
         f"({r['train_wall']:.0f} s), then {r['n']} images (every class equally) sampled from the same initial noise "
         f"by each sampler, with the EMA weights at guidance 1 (one network call per step). "
         f"{r['machine']}, {r['cpus']} CPU cores, {r['threads']} torch threads, Python {r['python']}, "
-        f"torch {r['torch']}; "
-        f"load average {r['load']:.1f} at the end of the run (the machine was shared, so wall times are noisy; "
-        f"CPU seconds less so).",
+        f"torch {r['torch']}; load average {r['load']:.1f} at the end of the run, this run's {r['threads']} "
+        f"threads included.",
         "",
         f"Quality: FID between the samples and {r['n']} held-out real images on the 64-d penultimate features of a "
         f"small shape classifier trained in the same run ({r['accuracy']:.1%} held-out accuracy), with "

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 import gencli
 from gencli.training.engine import TrainConfig, train
 
-from conftest import TINY
+from diffusion_helpers import TINY
 
 TINY_SET = {**TINY, "timesteps": 20, "sampling_steps": 5}
 
