@@ -23,10 +23,11 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import sys
 import time
 from pathlib import Path
+
+from results import write_section  # benchmarks/results.py, beside this script
 
 import torch
 from torch import nn
@@ -195,17 +196,6 @@ def report(r: dict) -> str:
         f"{ddim['agree']:.1%} of samples in the right class against {ddpm['agree']:.1%}.",
         "",
     ])
-
-
-def write_section(path: Path, section: str) -> None:
-    """Put ``section`` into ``path``: replacing an earlier version of it, else appended."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,13 +18,14 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import shutil
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from results import write_section  # benchmarks/results.py, beside this script
 
 import numpy as np
 
@@ -126,17 +127,6 @@ def report(r: dict) -> str:
         f"epoch); later runs open the cache without decoding anything.",
         "",
     ])
-
-
-def write_section(path: Path, section: str) -> None:
-    """Put ``section`` into ``path``: replacing an earlier version of it, else appended."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    pattern = re.compile(r"^## Prepared dataset cache\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

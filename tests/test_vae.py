@@ -6,11 +6,10 @@ from torch import nn
 
 from gencli.data.base import BatchStream, DataRequest, to_float
 from gencli.data.resolve import load_dataset
-from gencli.data.synthetic import build_shapes
 from gencli.errors import UserError
 from gencli.training.engine import TrainConfig, train
 from gencli.training.runs import load_trained
-from gencli_vae.vae import CVAE, VAE, VAEHyperparameters
+from gencli_vae.vae import VAE, VAEHyperparameters
 
 
 @pytest.mark.parametrize("size", [28, 32, 64])

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gencli.fileio import fsync_dir
+
 FORMAT_VERSION = 1
 HEADER = "header.json"
 _SUFFIX = {"uint8": "u8", "int64": "i64"}
@@ -162,26 +164,13 @@ class EntryWriter:
             if read_entry(final, self.key) is None:
                 raise
             shutil.rmtree(self.tmp, ignore_errors=True)
-        self._sync_dir(self.root)
+        fsync_dir(self.root)
         return final
 
     def abort(self) -> None:
         for f, *_ in self._files.values():
             f.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
-
-    @staticmethod
-    def _sync_dir(path: Path) -> None:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
 
 
 def read_entry(path: Path, key: CacheKey | None = None) -> Prepared | None:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from gencli.errors import UserError
+from gencli.fileio import write_atomic
 
 MIRROR_ENV = "GENCLI_MIRROR"
 MANIFEST = ".gencli-source.json"
@@ -94,16 +95,7 @@ def _recorded_checksum(dest: Path) -> str | None:
 
 
 def _record_checksum(dest: Path, digest: str) -> None:
-    _write_atomic(checksum_path(dest), f"{digest}  {dest.name}\n")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(checksum_path(dest), f"{digest}  {dest.name}\n")
 
 
 def fetch(url: str, dest: str | Path, sha256: str | None = None, *, console=None) -> Path:

@@ -25,31 +25,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from gencli.errors import UserError
+from gencli.fileio import fsync_dir, write_atomic
 
 FORMAT = 1
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def network_tensors(nets: dict[str, torch.nn.Module]) -> dict[str, torch.Tensor]:
@@ -107,7 +85,7 @@ def save_checkpoint(run_dir: Path, model, epoch: int, batch_in_epoch: int, keep:
     if final.exists():  # re-saving the same step after a resume
         shutil.rmtree(final)
     os.replace(tmp, final)
-    _fsync_dir(root)
+    fsync_dir(root)
     write_atomic(root / "latest", name.encode())
     _prune(root, keep, protect=name)
     return final

@@ -13,7 +13,6 @@ caught at its exact step without a per-step sync, and never reaches a checkpoint
 from __future__ import annotations
 
 import json
-import math
 import signal
 import time
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import gencli
 from gencli.data.base import BatchStream, DataRequest, ImageData
 from gencli.data.resolve import check_kind, load_dataset
 from gencli.errors import UserError
+from gencli.fileio import write_atomic
 from gencli.models import hparams
 from gencli.models.base import Model
 from gencli.training import checkpoint as ckpt
@@ -338,7 +338,7 @@ def _truncate_metrics(path: Path, step: int) -> None:
             continue
         if "eval" in row or row.get("step", 0) <= step:
             kept.append(line)
-    ckpt.write_atomic(path, ("\n".join(kept) + "\n" if kept else "").encode())
+    write_atomic(path, ("\n".join(kept) + "\n" if kept else "").encode())
 
 
 def train(config: TrainConfig, display=None) -> Path:

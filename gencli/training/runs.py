@@ -41,7 +41,7 @@ def new_run_dir(model: str, data: str, out: Path | None) -> Path:
 
 
 def write_run_info(run_dir: Path, info: dict[str, Any]) -> None:
-    from gencli.training.checkpoint import write_atomic
+    from gencli.fileio import write_atomic
 
     write_atomic(run_dir / RUN_FILE, (json.dumps(info, indent=2, sort_keys=False) + "\n").encode())
 
