@@ -20,7 +20,7 @@ from gencli.data.base import BatchStream, DataRequest
 from gencli.data.resolve import load_dataset
 from gencli.models import hparams
 from gencli.plugins import registry
-from gencli.training.engine import DEFAULT_DATA, _compile
+from gencli.training.engine import DEFAULT_DATA, compile_networks
 
 # name, model, image size, channels, batch size, hyperparameter overrides
 REFERENCE = [
@@ -56,7 +56,7 @@ def bench(model_name, size, channels, batch, overrides, device, precision, compi
         for net in model.nets.values():
             net.to(memory_format=torch.channels_last)
     if compile_:
-        _compile(model)
+        compile_networks(model)
     stream = BatchStream(data, batch, device, crop_size=size if request.load_size else None, flip=cls.augment_flip)
     batches = iter(())
     epoch = 0

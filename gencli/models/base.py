@@ -108,7 +108,9 @@ class Model:
         self.nets: dict[str, nn.Module] = {k: v.to(self.device) for k, v in self.build_networks().items()}
         self.optimizers: dict[str, torch.optim.Optimizer] = self.build_optimizers()
         self.schedulers: dict[str, Any] = self.build_schedulers()
-        fp16 = precision == "fp16" and self.device.type == "cuda"
+        # fp16 gradients underflow without loss scaling; each optimizer gets its own scaler so that an
+        # overflow in one network's backward pass skips that network's step only
+        fp16 = precision == "fp16"
         self.scalers = {name: torch.amp.GradScaler(self.device.type, enabled=fp16) for name in self.optimizers}
         self.process_group = None  # set by the engine for data-parallel training
         self.rank, self.world_size = 0, 1

@@ -376,7 +376,7 @@ def train(config: TrainConfig, display=None) -> Path:
         for net in model.nets.values():
             net.to(memory_format=torch.channels_last)
     if config.compile:
-        _compile(model)
+        compile_networks(model)
 
     load_size = info["data"].get("load_size")
     stream = BatchStream(plan.data, t["batch_size"], device, t["seed"], info_dist.rank, info_dist.world_size,
@@ -415,17 +415,32 @@ def train(config: TrainConfig, display=None) -> Path:
     return run_dir
 
 
-def _compile(model: Model) -> None:
-    try:
-        import torch._dynamo
+def compile_networks(model: Model) -> bool:
+    """``torch.compile`` each network in place; warn in one line and stay eager where that cannot work.
 
-        torch._dynamo.config.suppress_errors = True  # fall back to eager where a backend is missing
-        for net in model.nets.values():
-            net.compile()
-    except Exception as exc:  # pragma: no cover - depends on the installed backend
+    ``nn.Module.compile`` is lazy: a missing backend (no C++ compiler for CPU code, no Triton for
+    CUDA) would only surface at the first forward pass, as a long traceback per compiled frame. A
+    tiny function compiled and run on the model's device first finds that out before training.
+    """
+    import logging
+
+    import torch._dynamo
+
+    if model.device.type != "cuda":  # a CUDA build on a machine without CUDA says so on every compile
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    try:
+        probe = torch.compile(lambda x: torch.nn.functional.silu(x) * 2 + 1, dynamic=False)
+        probe(torch.ones(8, device=model.device))
+    except Exception as exc:  # noqa: BLE001 - any backend failure means: train eagerly
         from gencli.ui.console import warn
 
-        warn(f"--compile unavailable ({type(exc).__name__}: {exc}); training without it")
+        reason = (str(exc).strip().splitlines() or [""])[0]
+        warn(f"--compile unavailable on {model.device.type} ({type(exc).__name__}: {reason}); training without it")
+        return False
+    torch._dynamo.config.suppress_errors = True  # a graph the backend cannot take runs eagerly
+    for net in model.nets.values():
+        net.compile()
+    return True
 
 
 class _Loop:
