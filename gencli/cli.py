@@ -75,6 +75,9 @@ def main_options(
     """Train and use generative image models: VAEs, GANs, image translation and diffusion."""
     _state["debug"] = debug or bool(os.environ.get("GENCLI_DEBUG"))
     _state["quiet"] = quiet
+    from gencli.ui import console
+
+    console.quiet = quiet  # progress bars obey it wherever they are drawn
 
 
 # --------------------------------------------------------------------------- train

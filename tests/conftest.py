@@ -13,10 +13,14 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 @pytest.fixture(autouse=True)
 def isolated_dirs(tmp_path, monkeypatch):
-    """Point the dataset cache and the runs folder at temp folders for every test."""
+    """Point the dataset cache and the runs folder at temp folders for every test; start unquiet."""
     monkeypatch.setenv("GENCLI_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("GENCLI_RUNS_DIR", str(tmp_path / "runs"))
     import torch
+
+    from gencli.ui import console
+
+    monkeypatch.setattr(console, "quiet", False)  # an in-process `gencli --quiet` sets it for later calls
 
     torch.set_num_threads(1)
     yield

@@ -149,3 +149,25 @@ def test_usage_errors_are_one_line_too(args, message):
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "--help" in lines[0], r.stderr
+
+
+def test_quiet_turns_every_progress_bar_off_even_on_a_terminal(cli, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from gencli.ui import console
+    from gencli.ui.progress import progress_bar
+
+    monkeypatch.setattr(console, "quiet", False)
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, width=80)
+    with progress_bar("sampling", 3, console=terminal) as advance:
+        advance()
+    assert "sampling" in screen.getvalue()  # drawn on a terminal...
+    assert cli("--quiet", "models").exit_code == 0
+    assert console.quiet is True
+    screen.truncate(0)
+    with progress_bar("sampling", 3, console=terminal) as advance:
+        advance()
+    assert screen.getvalue() == ""  # ...and not after `gencli --quiet`

@@ -8,7 +8,6 @@ A source format that cannot be written (or cannot hold the channels) is written 
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from gencli.data.base import to_float, to_uint8
 from gencli.data.folders import is_image, list_images
 from gencli.errors import UserError
 from gencli.models.base import require_capability
+from gencli.ui.progress import progress_bar
 
 DIRECTIONS = ("a2b", "b2a")
 
@@ -67,7 +67,7 @@ def translate_paths(
     model.eval()
     written: list[Path] = []
     out.mkdir(parents=True, exist_ok=True)
-    with _progress(len(items), show_progress) as advance:
+    with progress_bar("translating", len(items), show_progress) as advance:
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]
             originals = [_read(item, channels) for item in chunk]
@@ -194,19 +194,3 @@ def _write(image: torch.Tensor, path: Path) -> Path:
     pil.save(tmp, format=fmt, **options)
     tmp.replace(path)
     return path
-
-
-@contextlib.contextmanager
-def _progress(total: int, enabled: bool):
-    """Yield ``advance(n)`` for a transient Rich progress bar over ``total`` images on stderr.
-
-    Rich draws nothing when stderr is not a terminal, so piped or captured output stays clean.
-    """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from gencli.ui.console import err
-
-    columns = (TextColumn("translating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=True, disable=not enabled) as progress:
-        task = progress.add_task("translate", total=total)
-        yield lambda n: progress.advance(task, n)

@@ -20,7 +20,8 @@ import torch
 
 from gencli.data.base import ImageData, data_root, to_float, to_uint8
 from gencli.errors import UserError
-from gencli.metrics.features import FeatureExtractor, UserFeatures, build_extractor, extract, progress_bar
+from gencli.metrics.features import FeatureExtractor, UserFeatures, build_extractor, extract
+from gencli.ui.progress import progress_bar
 
 
 def stats_dir() -> Path:

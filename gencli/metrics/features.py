@@ -12,7 +12,6 @@ features [N, D]. Two kinds:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import warnings
@@ -25,23 +24,7 @@ import torch
 from gencli.data.base import to_float
 from gencli.errors import UserError
 from gencli.metrics.inception import FEATURE_DIMS, file_hash, find_weights, load_fid_inception
-
-
-@contextlib.contextmanager
-def progress_bar(description: str, total: int, enabled: bool = True) -> Iterator[Callable[[int], None]]:
-    """Yield ``advance(k)`` for a Rich progress bar on stderr; silent when stderr is not a terminal."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from gencli.ui.console import err
-
-    show = enabled and err.is_terminal
-    if not show:
-        yield lambda k: None
-        return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=True) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda k: progress.advance(task, k)
+from gencli.ui.progress import progress_bar
 
 
 class FeatureExtractor:

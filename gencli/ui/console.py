@@ -8,6 +8,7 @@ from rich.console import Console
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+quiet = False  # `gencli --quiet`: no progress bars (results and errors are printed all the same)
 
 
 def error(message: str) -> None:

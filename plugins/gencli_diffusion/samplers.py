@@ -12,11 +12,11 @@ test. The samplers know the schedule and nothing about networks, labels or guida
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 
+from gencli.ui.progress import progress_bar
 from gencli_diffusion.schedules import NoiseSchedule, extract
 
 NoisePredictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -69,7 +69,7 @@ def ddim_sample(
     """
     times = ddim_timesteps(schedule.timesteps, steps)
     x = x_T
-    with step_progress(len(times), f"DDIM {len(times)} steps", progress) as advance:
+    with progress_bar(f"DDIM {len(times)} steps", len(times), progress) as advance:
         for i, t_now in enumerate(times):
             t = torch.full((len(x),), t_now, device=x.device, dtype=torch.long)
             eps = predict_eps(x, t).to(x.dtype)
@@ -103,7 +103,7 @@ def ddpm_sample(
     """Return x_0 reached from noise ``x_T`` by ancestral sampling over all T steps."""
     x = x_T
     T = schedule.timesteps
-    with step_progress(T, f"DDPM {T} steps", progress) as advance:
+    with progress_bar(f"DDPM {T} steps", T, progress) as advance:
         for t_now in reversed(range(T)):
             t = torch.full((len(x),), t_now, device=x.device, dtype=torch.long)
             x0 = schedule.x0_from_eps(x, t, predict_eps(x, t).to(x.dtype))
@@ -115,41 +115,3 @@ def ddpm_sample(
                 x = x + variance.sqrt() * standard_normal(x, generator)
             advance()
     return x
-
-
-@contextlib.contextmanager
-def step_progress(total: int, description: str, enabled: bool, console=None) -> Iterator[Callable[[], None]]:
-    """Yield a function that advances a Rich progress bar over ``total`` steps.
-
-    The bar goes to gencli's stderr console (or ``console``), is transient, and is drawn only on
-    a terminal, so logs and pipes stay clean. When another live display (the training table) is
-    already on screen, sampling goes on without a bar rather than failing.
-    """
-    if enabled and console is None:
-        from gencli.ui.console import err as console
-    if not enabled or not console.is_terminal:
-        yield lambda: None
-        return
-    from rich.errors import LiveError
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        redirect_stdout=False,
-        redirect_stderr=False,
-    )
-    try:
-        bar.start()
-    except LiveError:
-        yield lambda: None
-        return
-    try:
-        task = bar.add_task(description, total=total)
-        yield lambda: bar.advance(task)
-    finally:
-        bar.stop()

@@ -7,7 +7,9 @@ import torch
 from rich.console import Console
 from rich.live import Live
 
-from gencli_diffusion.samplers import ddim_sample, ddim_timesteps, ddpm_sample, guided, step_progress
+from gencli.ui import console
+from gencli.ui.progress import progress_bar
+from gencli_diffusion.samplers import ddim_sample, ddim_timesteps, ddpm_sample, guided
 from gencli_diffusion.schedules import NoiseSchedule
 
 SCHEDULE = NoiseSchedule.named("linear", 200)
@@ -98,7 +100,7 @@ def test_guidance_zero_is_unconditional_one_is_conditional_and_more_extrapolates
     assert torch.allclose(guided(cond, uncond, 3.0) - cond, 2 * (cond - uncond), atol=1e-6)
 
 
-def test_the_progress_bar_draws_on_a_terminal_and_stays_quiet_elsewhere(capsys):
+def test_the_progress_bar_draws_on_a_terminal_and_stays_quiet_elsewhere(capsys, monkeypatch):
     predict = ideal_denoiser(POINTS, SCHEDULE)
     x_T = torch.randn(2, 3, 2, 2)
     quiet = ddim_sample(predict, SCHEDULE, x_T, 5)
@@ -106,18 +108,17 @@ def test_the_progress_bar_draws_on_a_terminal_and_stays_quiet_elsewhere(capsys):
     assert torch.equal(quiet, piped)
     assert capsys.readouterr() == ("", "")
     screen = io.StringIO()
-    terminal = Console(file=screen, force_terminal=True, width=80)
-    with step_progress(7, "DDIM 7 steps", True, console=terminal) as advance:
-        for _ in range(7):
-            advance()
-    assert "DDIM 7 steps" in screen.getvalue()
+    monkeypatch.setattr(console, "err", Console(file=screen, force_terminal=True, width=80))
+    on_screen = ddim_sample(predict, SCHEDULE, x_T, 5, progress=True)
+    assert torch.equal(on_screen, quiet)
+    assert "DDIM 5 steps" in screen.getvalue()
 
 
 def test_sampling_inside_another_live_display_goes_on_without_a_bar():
     predict = ideal_denoiser(POINTS, SCHEDULE)
     terminal = Console(file=io.StringIO(), force_terminal=True)
     with Live("training table", console=terminal):
-        with step_progress(3, "DDPM", True, console=terminal) as advance:
+        with progress_bar("DDPM", 3, console=terminal) as advance:
             advance()
         x_T = torch.randn(2, 3, 2, 2)
         inside = ddpm_sample(predict, SCHEDULE, x_T, torch.Generator().manual_seed(0), progress=True)

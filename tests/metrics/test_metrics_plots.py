@@ -41,7 +41,7 @@ def test_progress_bars_work_in_and_out_of_a_terminal(monkeypatch, terminal):
     from rich.console import Console
 
     import gencli.ui.console as console
-    from gencli.metrics.features import progress_bar
+    from gencli.ui.progress import progress_bar
 
     buffer = io.StringIO()
     monkeypatch.setattr(console, "err", Console(file=buffer, force_terminal=terminal, width=80))
