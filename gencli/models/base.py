@@ -219,8 +219,14 @@ class Model:
         return self.sample(len(inputs.get("labels", [])) or 16, inputs.get("labels")), 4
 
     # ------------------------------------------------------------------ helpers for train_step
-    def optimize(self, name: str, loss: torch.Tensor, retain_graph: bool = False) -> None:
-        """Zero, backpropagate ``loss``, average gradients across processes, and step ``name``."""
+    def optimize(self, name: str, loss: torch.Tensor, retain_graph: bool = False,
+                 clip_grad_norm: float | None = None) -> None:
+        """Zero, backpropagate ``loss``, average gradients across processes, and step ``name``.
+
+        ``clip_grad_norm`` scales the averaged, unscaled gradients of optimizer ``name`` down to that
+        global norm where it is larger, so every process clips alike; a step whose fp16 gradients
+        overflowed is still skipped by its scaler.
+        """
         opt, scaler = self.optimizers[name], self.scalers[name]
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward(retain_graph=retain_graph)
@@ -228,6 +234,10 @@ class Model:
             from gencli.training.distributed import average_gradients
 
             average_gradients(opt, self.process_group)
+        if clip_grad_norm:
+            scaler.unscale_(opt)
+            params = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
+            torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
         scaler.step(opt)
         scaler.update()
 

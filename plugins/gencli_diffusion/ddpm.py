@@ -61,6 +61,8 @@ class DDPMHyperparameters(Hyperparameters):
         default=0.1, metadata={"help": "fraction of labels replaced by the null label (Ho & Salimans 2022: 0.1)"})
     ema_decay: float = field(
         default=0.9999, metadata={"help": "EMA decay of the sampling weights (Ho et al.: 0.9999), ramped up early"})
+    grad_clip: float = field(
+        default=1.0, metadata={"help": "clip the gradient's global norm to this; 0 turns clipping off (Ho et al.: 1)"})
     warmup_steps: int = field(
         default=0, metadata={"help": "steps of linear learning-rate warmup (Ho et al.: 5000)"})
     sampling_steps: int = field(
@@ -92,6 +94,7 @@ class DDPMHyperparameters(Hyperparameters):
         require(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}")
         require(0 <= self.label_dropout <= 1, f"label_dropout must be in [0, 1], got {self.label_dropout}")
         require(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        require(self.grad_clip >= 0, f"grad_clip must be 0 or more, got {self.grad_clip}")
         require(self.warmup_steps >= 0, f"warmup_steps must be 0 or more, got {self.warmup_steps}")
         require(1 <= self.sampling_steps <= self.timesteps,
                 f"sampling_steps must be between 1 and timesteps ({self.timesteps}), got {self.sampling_steps}")
@@ -181,7 +184,7 @@ class DDPM(Model):
         with self.autocast():
             prediction = self.nets["unet"](x_t, t, labels)
         loss = diffusion_loss(prediction, target)
-        self.optimize("unet", loss)
+        self.optimize("unet", loss, clip_grad_norm=self.hp.grad_clip)
         if "unet" in self.schedulers:
             self.schedulers["unet"].step()
         ema_update(self.nets["ema"], self.nets["unet"], ema_decay_at(self.step, self.hp.ema_decay))

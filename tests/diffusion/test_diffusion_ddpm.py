@@ -109,6 +109,29 @@ def test_warmup_ramps_the_learning_rate_linearly(shapes16):
     assert rates == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3])
 
 
+def _gradient_norm_at_each_step(model, batches) -> list[float]:
+    norms, step = [], model.optimizers["unet"].step
+
+    def recording_step(*args, **kwargs):
+        grads = [p.grad for g in model.optimizers["unet"].param_groups for p in g["params"] if p.grad is not None]
+        norms.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))))
+        return step(*args, **kwargs)
+
+    model.optimizers["unet"].step = recording_step
+    for batch in batches:
+        model.train_step(batch)
+    return norms
+
+
+def test_gradients_are_clipped_to_grad_clip_before_the_optimizer_sees_them(shapes16):
+    batches = list(BatchStream(shapes16, 8).epoch(0))[:3]
+    free = _gradient_norm_at_each_step(make_model(CLASSES, grad_clip=0), batches)
+    limit = min(free) / 4  # well below what these steps produce unclipped
+    clipped = _gradient_norm_at_each_step(make_model(CLASSES, grad_clip=limit), batches)
+    assert all(n > limit for n in free)
+    assert clipped == pytest.approx([limit] * len(batches), rel=1e-4)
+
+
 def test_a_train_step_moves_the_ema_towards_the_trained_weights(shapes16):
     model = make_model(CLASSES, ema_decay=0.9)
     model.step = 1000  # past the ramp: the decay is the hyperparameter
@@ -273,6 +296,7 @@ def test_generate_refuses_too_many_steps_too():
     ({"label_dropout": 1.5}, r"label_dropout must be in \[0, 1\]"),
     ({"ema_decay": 1.0}, r"ema_decay must be in \[0, 1\)"),
     ({"warmup_steps": -1}, "warmup_steps must be 0 or more"),
+    ({"grad_clip": -1}, "grad_clip must be 0 or more"),
     ({"sampling_steps": 2000}, r"sampling_steps must be between 1 and timesteps \(1000\)"),
     ({"eta": 2}, r"eta must be in \[0, 1\]"),
     ({"guidance": -0.5}, "guidance must be 0 or more"),
