@@ -70,6 +70,9 @@ def _version(value: bool) -> None:
 def main_options(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only results and errors."),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", min=1, metavar="N",
+        help="CPU threads for torch's operators (default: one per core; fewer helps on a busy machine)."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
 ) -> None:
     """Train and use generative image models: VAEs, GANs, image translation and diffusion."""
@@ -78,6 +81,11 @@ def main_options(
     from gencli.ui import console
 
     console.quiet = quiet  # progress bars obey it wherever they are drawn
+    if threads:
+        # read by torch when it starts its thread pools, and inherited by torchrun's workers
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(threads)
 
 
 # --------------------------------------------------------------------------- train

@@ -171,3 +171,17 @@ def test_quiet_turns_every_progress_bar_off_even_on_a_terminal(cli, monkeypatch)
     with progress_bar("sampling", 3, console=terminal) as advance:
         advance()
     assert screen.getvalue() == ""  # ...and not after `gencli --quiet`
+
+
+def test_threads_sets_torchs_thread_count_and_is_recorded_in_the_run(tmp_path):
+    for n in (1, 2):  # run_cli's environment says OMP_NUM_THREADS=1: --threads wins
+        out = run_cli("--quiet", "--threads", str(n), "train", "vae", *TINY_VAE, "--steps", "2",
+                      "--out", str(tmp_path / f"t{n}"))
+        assert out.returncode == 0, out.stderr
+        assert json.loads((tmp_path / f"t{n}" / "run.json").read_text())["threads"] == n
+
+
+def test_threads_below_one_is_a_one_line_usage_error():
+    out = run_cli("--threads", "0", "models")
+    assert out.returncode == 2
+    assert len(out.stderr.strip().splitlines()) == 1 and "--threads" in out.stderr

@@ -402,6 +402,7 @@ def train(config: TrainConfig, display=None) -> Path:
         info["status"] = "running"
         info["total_steps"] = total
         info["device"] = str(device)
+        info["threads"] = torch.get_num_threads()
         info["world_size"] = info_dist.world_size
         write_run_info(run_dir, info)
     run_dir = Path(dist_util.broadcast_object(str(run_dir) if run_dir else None, info_dist))
