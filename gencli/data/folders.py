@@ -193,7 +193,12 @@ def decode_images(paths: list[Path], size: int, channels: int, skip_corrupt: boo
 
 
 def _workers() -> int:
-    return max(1, min(8, os.cpu_count() or 1))
+    """Decoding threads: the cores this process may run on (a container's or taskset's limit), at most 8."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores))
 
 
 def _decode_into(paths: list[Path], decode: Callable[[Path], tuple[np.ndarray, ...]],
