@@ -247,6 +247,7 @@ def sample(
     sampler: Optional[str] = typer.Option(None, "--sampler", help="ddim or ddpm (diffusion).", rich_help_panel=MODEL_PANEL),
     temperature: Optional[float] = typer.Option(None, "--temperature", help="Sampling temperature (vqvae-prior).", rich_help_panel=MODEL_PANEL),
     forward_noise: bool = typer.Option(False, "--forward-noise", help="Show real images noised at several steps (diffusion).", rich_help_panel=MODEL_PANEL),
+    timesteps: Optional[str] = typer.Option(None, "--timesteps", metavar="T,T,...", help="Columns of --forward-noise, e.g. 0,50,250,1000.", rich_help_panel=MODEL_PANEL),
 ) -> None:
     """Generate images from a trained model."""
     import torch
@@ -261,6 +262,8 @@ def sample(
                                                            guidance=guidance, eta=eta, sampler=sampler,
                                                            temperature=temperature))
     figure = "style-mix" if style_mix else "forward-noise" if forward_noise else None
+    if timesteps is not None and not forward_noise:
+        raise UserError("--timesteps chooses the columns of --forward-noise; add --forward-noise")
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         if figure is not None:
@@ -268,6 +271,8 @@ def sample(
                 raise UserError(f"model {model.name!r} cannot draw --{figure}")
             if figure == "forward-noise":
                 options["data"] = _run_data(model, "test")
+                if timesteps is not None:
+                    options["timesteps"] = timesteps
             images, nrow = model.figure(figure, n, g, **options)
             path = out or _default_output(model, figure, ".png")
             print(save_grid(images, path, nrow))

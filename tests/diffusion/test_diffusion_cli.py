@@ -77,6 +77,11 @@ def test_forward_noise_figure_and_interpolation_from_the_command_line(cli, label
     figure = cli("sample", labelled_run, "--forward-noise", "-n", "2", "--out", tmp_path / "forward.png")
     assert figure.exit_code == 0, figure.output
     assert Image.open(tmp_path / "forward.png").size[0] > Image.open(tmp_path / "forward.png").size[1]
+    chosen = cli("sample", labelled_run, "--forward-noise", "-n", "2", "--timesteps", "0,10,20",
+                 "--out", tmp_path / "chosen.png")
+    assert chosen.exit_code == 0, chosen.output
+    width, height = Image.open(tmp_path / "chosen.png").size
+    assert Image.open(tmp_path / "forward.png").size[0] > width > height  # 3 columns instead of the default's
     walk = cli("interpolate", labelled_run, "--steps", "3", "--sample-steps", "2", "--out", tmp_path / "walk.png")
     assert walk.exit_code == 0, walk.output
     assert (tmp_path / "walk.png").exists() and (tmp_path / "walk.gif").exists()
@@ -88,6 +93,8 @@ def test_forward_noise_figure_and_interpolation_from_the_command_line(cli, label
     (["--label", "cat"], "unknown class 'cat'"),
     (["--sampler", "ddpm", "--steps", "5"], "the ddpm sampler runs all 20 steps"),
     (["--truncation", "0.7"], "does not take --truncation"),
+    (["--timesteps", "0,10"], "--timesteps chooses the columns of --forward-noise"),
+    (["--forward-noise", "--timesteps", "0,99"], r"timesteps must be whole numbers between 0 and 20, got '0,99'"),
 ])
 def test_bad_sampling_options_end_with_one_line_and_exit_2(cli, labelled_run, args, message):
     result = cli("sample", labelled_run, "-n", "2", *args)
