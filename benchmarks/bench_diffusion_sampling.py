@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from results import write_section  # benchmarks/results.py, beside this script
+from results import publish  # benchmarks/results.py, beside this script
 
 import torch
 from torch import nn
@@ -213,9 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = run(args.size, args.train_steps, args.batch_size, args.lr, args.n, args.ddim_steps, args.seed, args.grids)
     section = report(result)
-    print(section)
-    if args.write:
-        write_section(args.write, section)
+    publish(section, args.write)
     return 0
 
 

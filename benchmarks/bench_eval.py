@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from results import write_section  # benchmarks/results.py, beside this script
+from results import publish  # benchmarks/results.py, beside this script
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
@@ -187,9 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = run(args.n, args.size, args.device, args.batch_size, args.train_steps, args.repeats)
     section = report(result)
-    print(section)
-    if args.write:
-        write_section(args.write, section)
+    publish(section, args.write)
     return 0
 
 

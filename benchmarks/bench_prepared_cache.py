@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from results import write_section  # benchmarks/results.py, beside this script
+from results import publish  # benchmarks/results.py, beside this script
 
 import numpy as np
 
@@ -139,9 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = run(args.images, args.size, args.epochs, args.batch_size)
     section = report(result)
-    print(section)
-    if args.write:
-        write_section(args.write, section)
+    publish(section, args.write)
     return 0
 
 

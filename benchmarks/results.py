@@ -16,3 +16,10 @@ def write_section(path: Path, section: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + section
     path.write_text(text.rstrip("\n") + "\n")
+
+
+def publish(section: str, path: Path | None) -> None:
+    """Print a benchmark's section, and write it into ``path`` (RESULTS.md) when one is given."""
+    print(section)
+    if path:
+        write_section(path, section)
