@@ -241,6 +241,23 @@ class Model:
         scaler.step(opt)
         scaler.update()
 
+    @contextlib.contextmanager
+    def frozen(self, *names: str):
+        """Forward passes for another network's loss that leave networks ``names`` out of its backward.
+
+        Their parameters stop requiring gradients while the graph is built, so the backward pass
+        still carries gradients through them to their inputs but computes no weight gradients for
+        them: a generator update that goes through the discriminator does not pay for D's.
+        """
+        params = [p for name in names for p in self.nets[name].parameters() if p.requires_grad]
+        for p in params:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p in params:
+                p.requires_grad_(True)
+
     def randn(self, *shape: int, dtype: torch.dtype | None = None) -> torch.Tensor:
         """Standard normal noise for this process's share of a global batch (``shape[0]`` local rows).
 

@@ -205,7 +205,7 @@ class GAN(Model):
     def generator_step(self, n: int, labels: torch.Tensor | None, noise_std: float) -> dict[str, torch.Tensor]:
         """Update G once; return its logs."""
         G, D = self.nets["G"], self.nets["D"]
-        with self.autocast():
+        with self.autocast(), self.frozen("D"):
             fake = G(self.draw_z(n), labels)
             loss = generator_loss(self.loss_kind(), D(self.d_input(fake, noise_std), labels))
         self.optimize("G", loss)

@@ -204,7 +204,7 @@ class SSGAN(GAN):
 
     def generator_step(self, n, labels, noise_std):
         G, D = self.nets["G"], self.nets["D"]
-        with self.autocast():
+        with self.autocast(), self.frozen("D"):
             fake_in = self.d_input(G(self.draw_z(n)), noise_std)
             rotated, rotations = rotate_batch(fake_in[: rotation_subset(n)])
             logits, rot_logits = D(torch.cat([fake_in, rotated]))

@@ -547,7 +547,7 @@ class StyleGAN(Model):
             self.last_r1 = penalty.detach()
 
         # Generator: non-saturating loss; this pass also tracks the average w.
-        with self.autocast():
+        with self.autocast(), self.frozen("D"):
             fake = G.synthesis(self._training_ws(n, track_w_avg=True))
             g_loss = nonsaturating_g_loss(D(fake))
         self.optimize("G", g_loss)

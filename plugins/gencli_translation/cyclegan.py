@@ -175,10 +175,9 @@ class CycleGAN(TranslationModel):
         real_a, real_b = batch.images, batch.targets
         if real_b is None:
             raise UserError("cyclegan trains on two image domains (unpaired or paired data)")
-        with self.autocast():
+        with self.autocast(), self.frozen("D_A", "D_B"):
             loss_g, terms, fake_a, fake_b = self.generator_losses(real_a, real_b)
         self.optimize("G", loss_g)
-        # Stray gradients the generator loss left in D are cleared by optimize's zeroing.
         past_a, past_b = self.pool_a.query(fake_a), self.pool_b.query(fake_b)
         with self.autocast():
             loss_d_a = self.discriminator_loss("D_A", real_a, past_a)

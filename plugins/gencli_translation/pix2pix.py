@@ -149,9 +149,8 @@ class Pix2Pix(TranslationModel):
             fake = self.nets["G"](source)
             loss_d = self.discriminator_loss(source, target, fake)
         self.optimize("D", loss_d)
-        with self.autocast():
+        with self.autocast(), self.frozen("D"):
             gan, l1 = self.generator_losses(source, target, fake)
-        # Stray gradients this leaves in D are cleared by optimize's zeroing at D's next update.
         self.optimize("G", gan + self.hp.lambda_l1 * l1)
         return {"g_gan": gan.detach(), "l1": l1.detach(), "d": loss_d.detach()}
 

@@ -297,3 +297,24 @@ def test_ssgan_discriminator_learns_the_rotation_task(data16):
     rot_real = [model.discriminator_step(batch, None, 0.0)["rot_real"] for batch in model_input_batches(data, 16)]
     # Cross-entropy of the rotation head on real images: from chance (log 4) or worse to well below.
     assert rot_real[-1] < 0.6 * math.log(4) < rot_real[0]
+
+
+@pytest.mark.parametrize("name", ["dcgan", "ssgan", "wgan-gp"])
+def test_the_generator_update_skips_discriminator_weight_gradients_and_matches_an_unfrozen_one(name, monkeypatch):
+    import contextlib
+    import copy
+
+    model = tiny_model(name)
+    twin = copy.deepcopy(model)
+    for m in (model, twin):
+        m.optimizers["D"].zero_grad(set_to_none=True)
+    torch.manual_seed(3)
+    model.generator_step(8, None, 0.0)
+    assert all(p.grad is None for p in model.nets["D"].parameters())  # D's weight gradients never computed
+    assert all(p.requires_grad for p in model.nets["D"].parameters())  # and D trains again afterwards
+    monkeypatch.setattr(type(twin), "frozen", lambda self, *names: contextlib.nullcontext())
+    torch.manual_seed(3)
+    twin.generator_step(8, None, 0.0)
+    assert any(p.grad is not None for p in twin.nets["D"].parameters())
+    for a, b in zip(model.nets["G"].parameters(), twin.nets["G"].parameters()):
+        assert torch.allclose(a, b, atol=1e-7)  # the generator's update is unchanged
