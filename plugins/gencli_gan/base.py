@@ -3,7 +3,8 @@
 A GAN here is a generator ``G``, a discriminator (or critic) ``D`` and an exponential moving
 average of the generator, ``G_ema``, which ``sample`` and ``generate`` use. One ``train_step``
 makes ``n_critic`` discriminator updates and then ``g_steps`` generator updates on the batch the
-engine hands it, each against fresh noise. The stabilisers of the family apply to every model:
+engine hands it, each against fresh noise; at the usual 1 : 1 ratio the two updates share one batch
+of fakes, so the generator runs forward once per step. The stabilisers of the family apply to every model:
 
 - instance noise: Gaussian noise of strength ``instance_noise`` added to every image D sees,
   decaying linearly to zero over ``instance_noise_steps`` (Sønderby et al. 2017);
@@ -180,11 +181,13 @@ class GAN(Model):
     def after_discriminator_step(self) -> None:
         """Called after every D update (WGAN clips the critic's weights here)."""
 
-    def discriminator_step(self, real: torch.Tensor, labels: torch.Tensor | None, noise_std: float) -> dict[str, torch.Tensor]:
-        """Update D once against a fresh batch of fakes; return its logs."""
+    def discriminator_step(self, real: torch.Tensor, labels: torch.Tensor | None, noise_std: float,
+                           fake: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Update D once against ``fake`` (detached), or a fresh batch of fakes; return its logs."""
         G, D, kind = self.nets["G"], self.nets["D"], self.loss_kind()
-        with torch.no_grad(), self.autocast():
-            fake = G(self.draw_z(len(real)), labels)
+        if fake is None:
+            with torch.no_grad(), self.autocast():
+                fake = G(self.draw_z(len(real)), labels)
         with self.autocast():
             real_in, fake_in = self.d_input(real, noise_std), self.d_input(fake, noise_std)
             real_out, fake_out = D(real_in, labels), D(fake_in, labels)
@@ -202,11 +205,13 @@ class GAN(Model):
         self.after_discriminator_step()
         return {"loss_d": loss.detach(), **logs}
 
-    def generator_step(self, n: int, labels: torch.Tensor | None, noise_std: float) -> dict[str, torch.Tensor]:
-        """Update G once; return its logs."""
+    def generator_step(self, n: int, labels: torch.Tensor | None, noise_std: float,
+                       fake: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Update G once through ``fake`` (G's output, with its graph) or fresh fakes; return its logs."""
         G, D = self.nets["G"], self.nets["D"]
         with self.autocast(), self.frozen("D"):
-            fake = G(self.draw_z(n), labels)
+            if fake is None:
+                fake = G(self.draw_z(n), labels)
             loss = generator_loss(self.loss_kind(), D(self.d_input(fake, noise_std), labels))
         self.optimize("G", loss)
         return {"loss_g": loss.detach()}
@@ -224,10 +229,18 @@ class GAN(Model):
         real, labels = batch.images, self.training_labels(batch)
         noise_std = instance_noise_std(self.step, hp.instance_noise, hp.instance_noise_steps)
         logs: dict[str, torch.Tensor] = {}
-        for _ in range(hp.n_critic):
-            logs.update(self.discriminator_step(real, labels, noise_std))
-        for _ in range(hp.g_steps):
-            logs.update(self.generator_step(len(real), labels, noise_std))
+        if hp.n_critic == 1 and hp.g_steps == 1:
+            # One batch of fakes serves both updates (as in the DCGAN paper's code): D learns on it
+            # detached, then G's loss goes through the updated D; G runs forward once per step.
+            with self.autocast():
+                fake = self.nets["G"](self.draw_z(len(real)), labels)
+            logs.update(self.discriminator_step(real, labels, noise_std, fake.detach()))
+            logs.update(self.generator_step(len(real), labels, noise_std, fake))
+        else:
+            for _ in range(hp.n_critic):
+                logs.update(self.discriminator_step(real, labels, noise_std))
+            for _ in range(hp.g_steps):
+                logs.update(self.generator_step(len(real), labels, noise_std))
         self.update_ema()
         return logs
 

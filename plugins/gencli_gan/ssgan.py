@@ -181,11 +181,12 @@ class SSGAN(GAN):
         D = RotationDiscriminator(self.channels, self.image_size, hp.d_width)
         return {"G": G, "D": D, "G_ema": ema_copy(G)}
 
-    def discriminator_step(self, real, labels, noise_std):
+    def discriminator_step(self, real, labels, noise_std, fake=None):
         G, D, kind = self.nets["G"], self.nets["D"], self.loss_kind()
         n = len(real)
-        with torch.no_grad(), self.autocast():
-            fake = G(self.draw_z(n))
+        if fake is None:
+            with torch.no_grad(), self.autocast():
+                fake = G(self.draw_z(n))
         with self.autocast():
             real_in, fake_in = self.d_input(real, noise_std), self.d_input(fake, noise_std)
             rotated, rotations = rotate_batch(real_in[: rotation_subset(n)])
@@ -202,10 +203,10 @@ class SSGAN(GAN):
             "rot_real": rot_real.detach(),
         }
 
-    def generator_step(self, n, labels, noise_std):
+    def generator_step(self, n, labels, noise_std, fake=None):
         G, D = self.nets["G"], self.nets["D"]
         with self.autocast(), self.frozen("D"):
-            fake_in = self.d_input(G(self.draw_z(n)), noise_std)
+            fake_in = self.d_input(G(self.draw_z(n)) if fake is None else fake, noise_std)
             rotated, rotations = rotate_batch(fake_in[: rotation_subset(n)])
             logits, rot_logits = D(torch.cat([fake_in, rotated]))
             rot_fake = F.cross_entropy(rot_logits[n:].float(), rotations)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gan_helpers import TINY, model_class, pixel_distance, samples, shapes, tiny_model, train_steps
-from gencli.data.base import ImageData, to_float
+from gencli.data.base import BatchStream, ImageData, to_float
 from gencli.errors import UserError
 from gencli.models import hparams
 from gencli_gan.base import supported_sizes
@@ -318,3 +318,18 @@ def test_the_generator_update_skips_discriminator_weight_gradients_and_matches_a
     assert any(p.grad is not None for p in twin.nets["D"].parameters())
     for a, b in zip(model.nets["G"].parameters(), twin.nets["G"].parameters()):
         assert torch.allclose(a, b, atol=1e-7)  # the generator's update is unchanged
+
+
+@pytest.mark.parametrize("name, n_critic, g_steps, forwards", [
+    ("dcgan", 1, 1, 1),  # one batch of fakes for both updates
+    ("ssgan", 1, 1, 1),
+    ("dcgan", 2, 1, 3),  # otherwise every update draws its own
+    ("wgan", 5, 1, 6),
+])
+def test_the_generator_runs_forward_once_per_step_at_one_to_one(name, n_critic, g_steps, forwards):
+    model = tiny_model(name, n_critic=n_critic, g_steps=g_steps)
+    calls = []
+    model.nets["G"].register_forward_hook(lambda module, args, out: calls.append(out.requires_grad))
+    model.train_step(next(iter(BatchStream(shapes(16, 3, 64), 8).epoch(0))))
+    assert len(calls) == forwards
+    assert calls.count(True) == g_steps  # the fakes the generator learns through carry its graph
