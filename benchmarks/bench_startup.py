@@ -1,15 +1,22 @@
-"""Startup time of the CLI: `gencli --help` and `gencli models` (best of N runs, wall clock).
+"""Startup time of the CLI: `gencli --help`, `gencli models` and `gencli plugins` (wall clock).
 
-    python benchmarks/bench_startup.py [--runs 7]
+    python benchmarks/bench_startup.py [--runs 7] [--write benchmarks/RESULTS.md]
+
+Each command runs ``--runs`` times in a fresh process; the best and the median are reported, next
+to a bare ``python -c pass``. None of these commands imports torch (tests/test_cli.py checks it).
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+from results import machine, machine_line, publish  # benchmarks/results.py, beside this script
 
 
 def wall(cmd: list[str], runs: int) -> tuple[float, float]:
@@ -21,16 +28,22 @@ def wall(cmd: list[str], runs: int) -> tuple[float, float]:
     return min(times), statistics.median(times)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=7)
-    args = parser.parse_args()
-    base = wall([sys.executable, "-c", "pass"], args.runs)
-    print(f"{'command':<28} {'best s':>8} {'median s':>9}")
-    print(f"{'python -c pass':<28} {base[0]:>8.3f} {base[1]:>9.3f}")
+    parser.add_argument("--write", type=Path, default=None, help="also write the section into this Markdown file")
+    args = parser.parse_args(argv)
+    rows = [("`python -c pass`", *wall([sys.executable, "-c", "pass"], args.runs))]
     for cmd in (["--help"], ["models"], ["plugins"]):
-        best, median = wall([sys.executable, "-m", "gencli", *cmd], args.runs)
-        print(f"{'gencli ' + ' '.join(cmd):<28} {best:>8.3f} {median:>9.3f}")
+        rows.append((f"`gencli {' '.join(cmd)}`", *wall([sys.executable, "-m", "gencli", *cmd], args.runs)))
+    command = " ".join(["python benchmarks/bench_startup.py", *map(shlex.quote, argv)])
+    lines = ["## CLI startup", "", f"`{command}`", "", machine_line(machine()), "",
+             f"Wall time of each command in a fresh process, {args.runs} runs. No torch import on these paths "
+             "(tests/test_cli.py checks it).", "",
+             "| command | best (s) | median (s) |", "|---|---:|---:|"]
+    lines += [f"| {name} | {best:.3f} | {median:.3f} |" for name, best, median in rows]
+    publish("\n".join(lines) + "\n", args.write)
 
 
 if __name__ == "__main__":

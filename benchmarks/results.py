@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
+import os
+import platform
 import re
 from pathlib import Path
+from typing import Any
 
 
 def write_section(path: Path, section: str) -> None:
@@ -23,3 +27,27 @@ def publish(section: str, path: Path | None) -> None:
     print(section)
     if path:
         write_section(path, section)
+
+
+def machine(device=None) -> dict[str, Any]:
+    """The facts a figure needs beside it: machine, device, cores, threads, versions, load, date."""
+    import torch
+
+    on_cuda = device is not None and torch.device(device).type == "cuda"
+    return {
+        "machine": f"{platform.system()} {platform.machine()}",
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name(device) if on_cuda else "CPU",
+        "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan"),
+        "date": datetime.date.today().isoformat(),
+    }
+
+
+def machine_line(info: dict[str, Any]) -> str:
+    """``machine()``'s facts as the sentence under a section's command line."""
+    return (f"{info['machine']}, {info['device']}, {info['cpus']} CPU cores, {info['threads']} torch threads, "
+            f"Python {info['python']}, torch {info['torch']}; load average {info['load']:.1f} at the end of the run; "
+            f"{info['date']}.")
