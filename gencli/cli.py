@@ -118,6 +118,10 @@ def train(
     """Train a model; writes a run directory with checkpoints, samples, a GIF and loss curves."""
     from gencli.models.hparams import parse_assignments
 
+    if sync_bn:  # before any process is launched: torch's SyncBatchNorm works on GPUs only
+        from gencli.training.engine import check_sync_bn, resolve_device
+
+        check_sync_bn(resolve_device(device))
     if devices > 1 and "WORLD_SIZE" not in os.environ:
         _launch_torchrun(devices)
         return

@@ -57,6 +57,7 @@ BAD_INPUTS = [
     (["train", "vae", "--precision", "fp8"], "unknown --precision 'fp8'"),
     (["train", "vae", "--precision", "fp16", "--device", "cpu"], "fp16 needs a CUDA device"),
     (["train", "vae", "--channels", "2"], "1 or 3 channels"),
+    (["train", "vae", "--sync-bn", "--devices", "2", "--device", "cpu"], "--sync-bn needs CUDA devices"),
     (["train", "cvae", "--data", "shapes-unpaired"], "trains on labelled data"),
     (["train", "vae", "--config", "missing.toml"], "config file 'missing.toml' does not exist"),
     (["train"], "name a model to train"),

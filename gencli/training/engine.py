@@ -66,6 +66,12 @@ class TrainConfig:
     sample_count: int = 36
 
 
+def check_sync_bn(device: torch.device) -> None:
+    if device.type != "cuda":
+        raise UserError(f"--sync-bn needs CUDA devices (torch's SyncBatchNorm runs on GPUs only), not {device.type}; "
+                        "without it each process normalises with its own batch statistics")
+
+
 def resolve_device(name: str) -> torch.device:
     """Return the device for ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
     if name == "auto":
@@ -365,6 +371,8 @@ def train(config: TrainConfig, display=None) -> Path:
     image_shape = tuple(info["data"]["image_shape"])
     model: Model = plan.cls(plan.hp, image_shape, info["data"]["classes"], device=device, precision=precision)
     info["hyperparameters"] = hparams.to_dict(model.hp)  # models may record settings derived while building
+    if config.sync_bn:
+        check_sync_bn(device)
     if config.sync_bn and info_dist.enabled:
         for k, net in model.nets.items():
             model.nets[k] = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
