@@ -118,10 +118,15 @@ def train(
     """Train a model; writes a run directory with checkpoints, samples, a GIF and loss curves."""
     from gencli.models.hparams import parse_assignments
 
-    if sync_bn:  # before any process is launched: torch's SyncBatchNorm works on GPUs only
-        from gencli.training.engine import check_sync_bn, resolve_device
+    if devices < 1:
+        raise UserError(f"--devices must be at least 1, got {devices}")
+    if devices > 1 or sync_bn:  # checked before any process is launched
+        from gencli.training.engine import check_devices, check_sync_bn, resolve_device
 
-        check_sync_bn(resolve_device(device))
+        target = resolve_device(device)
+        check_devices(devices, target)
+        if sync_bn:
+            check_sync_bn(target)
     if devices > 1 and "WORLD_SIZE" not in os.environ:
         _launch_torchrun(devices)
         return

@@ -58,6 +58,7 @@ BAD_INPUTS = [
     (["train", "vae", "--precision", "fp16", "--device", "cpu"], "fp16 needs a CUDA device"),
     (["train", "vae", "--channels", "2"], "1 or 3 channels"),
     (["train", "vae", "--sync-bn", "--devices", "2", "--device", "cpu"], "--sync-bn needs CUDA devices"),
+    (["train", "vae", "--devices", "0"], "--devices must be at least 1, got 0"),
     (["train", "cvae", "--data", "shapes-unpaired"], "trains on labelled data"),
     (["train", "vae", "--config", "missing.toml"], "config file 'missing.toml' does not exist"),
     (["train"], "name a model to train"),
@@ -186,3 +187,15 @@ def test_threads_below_one_is_a_one_line_usage_error():
     out = run_cli("--threads", "0", "models")
     assert out.returncode == 2
     assert len(out.stderr.strip().splitlines()) == 1 and "--threads" in out.stderr
+
+
+def test_more_processes_than_gpus_is_refused_before_anything_starts(cli, monkeypatch, tmp_path):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    result = cli("train", "vae", "--devices", "2", "--out", tmp_path / "run")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ("error: --devices 2 asks for more GPUs than the 1 visible; "
+                                     "use at most that many, or --device cpu")
+    assert not (tmp_path / "run").exists()

@@ -66,6 +66,15 @@ class TrainConfig:
     sample_count: int = 36
 
 
+def check_devices(processes: int, device: torch.device) -> None:
+    """Refuse more processes than GPUs on CUDA (each process takes one); on the CPU any number runs."""
+    if device.type == "cuda" and processes > torch.cuda.device_count():
+        raise UserError(f"--devices {processes} asks for more GPUs than the {torch.cuda.device_count()} visible; "
+                        "use at most that many, or --device cpu")
+    if device.type == "mps" and processes > 1:
+        raise UserError("--devices above 1 needs CUDA GPUs or the CPU; MPS trains in one process")
+
+
 def check_sync_bn(device: torch.device) -> None:
     if device.type != "cuda":
         raise UserError(f"--sync-bn needs CUDA devices (torch's SyncBatchNorm runs on GPUs only), not {device.type}; "
