@@ -163,7 +163,8 @@ def train(
     cfg = TrainConfig(out=out, resume=resume, compile=compile_, sync_bn=sync_bn, tensorboard=tensorboard,
                       quiet=_state["quiet"], **values)
     run_dir = run_training(cfg)
-    print(run_dir)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one line for the run, not one per process
+        print(run_dir)
 
 
 def _launch_torchrun(devices: int) -> None:

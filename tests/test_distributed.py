@@ -25,6 +25,7 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     # `--devices 2` relaunches the same command under torchrun (gloo, since there is no GPU)
     double = _run([sys.executable, "-m", "gencli", "-q", *ARGS, "--out", "double", "--devices", "2"], tmp_path, env)
     assert double.returncode == 0, double.stderr + double.stdout
+    assert [os.path.basename(line) for line in double.stdout.split()] == ["double"], "one process prints the run"
 
     a = load_file(str(latest_checkpoint(tmp_path / "single") / "weights.safetensors"))
     b = load_file(str(latest_checkpoint(tmp_path / "double") / "weights.safetensors"))
@@ -56,3 +57,25 @@ def test_batch_size_must_split_across_processes(tmp_path):
 
     with pytest.raises(UserError, match="divisible by the 2 processes"):
         BatchStream(build_shapes(DataRequest(8, 1, options={"size": 20})), 5, rank=0, world_size=2)
+
+
+def test_shutdown_releases_the_process_group(tmp_path):
+    """No module may keep the group alive after shutdown: gloo's threads would outlive Python and abort."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = (
+        "import gc, sys, torch, torch.distributed as dist\n"
+        "from gencli.training import distributed as d\n"
+        "d.join_group('gloo')\n"
+        "pg = dist.group.WORLD\n"
+        "torch.optim.Adam(torch.nn.Linear(2, 2).parameters())  # loads torch's lazily imported modules\n"
+        "d.shutdown(); gc.collect()\n"
+        "print(sys.getrefcount(pg) - 2)\n"
+    )
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": "0", "WORLD_SIZE": "1"}
+    out = _run([sys.executable, "-c", script], tmp_path, env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "0", f"{out.stdout.strip()} references to the destroyed process group remain"

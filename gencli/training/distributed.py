@@ -44,11 +44,25 @@ def init(info: DistInfo, device: torch.device) -> None:
     """Join the process group torchrun set up (NCCL for CUDA devices, gloo otherwise)."""
     if not info.enabled or dist.is_initialized():
         return
-    backend = "nccl" if device.type == "cuda" else "gloo"
+    join_group("nccl" if device.type == "cuda" else "gloo")
+
+
+def join_group(backend: str) -> None:
+    """``init_process_group`` once the modules that capture the default group are imported.
+
+    Some of torch's modules, imported lazily by the first optimizer or ``torch.compile``, take
+    ``dist.group.WORLD`` as a default argument value when they are first imported. Imported after
+    the group exists, they hold it until the interpreter is torn down, so ``shutdown`` could not
+    destroy it: gloo's worker threads then outlived Python and a process could abort at exit
+    ("terminate called without an active exception"). Importing them first keeps the group ours.
+    """
+    import torch._dynamo  # noqa: F401 - see above
+
     dist.init_process_group(backend=backend)
 
 
 def shutdown() -> None:
+    """Destroy the process group (and so join its worker threads) while Python is still alive."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 

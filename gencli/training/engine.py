@@ -429,6 +429,7 @@ def train(config: TrainConfig, display=None) -> Path:
     try:
         loop.run(epoch, batch_index, display)
     finally:
+        model.process_group = None  # nothing may keep the group alive past shutdown()
         dist_util.shutdown()
     return run_dir
 
