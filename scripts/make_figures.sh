@@ -84,8 +84,12 @@ for family in "${families[@]}"; do
     keep translation-pix2pix-samples.png "$(last_grid "$WORK/pix2pix")"
     ;;
   diffusion)
-    train ddpm ddpm --image-size 16 --batch-size 32 --steps 1500 --sample-every 150 --set base_width=16 --set ema_decay=0.995
+    train ddpm ddpm --image-size 16 --batch-size 32 --steps 4000 --sample-every 500 --set lr=1e-3 --set ema_decay=0.999
+    keep diffusion-ddpm-progress.gif "$WORK/ddpm/progress.gif"
     keep diffusion-ddpm-losses.png "$WORK/ddpm/losses.png"
+    # the same initial noise with and without the class: what guidance does
+    gencli sample "$WORK/ddpm" --label ring --guidance 3 --steps 50 --n 16 --seed 1 --out "$RAW/diffusion-ddpm-ring.png" --device cpu
+    gencli sample "$WORK/ddpm" --steps 50 --n 16 --seed 1 --out "$RAW/diffusion-ddpm-unconditional.png" --device cpu
     gencli sample "$WORK/ddpm" --forward-noise --n 4 --seed 1 --out "$RAW/diffusion-forward-noise.png" --device cpu
     ;;
   *)
