@@ -183,8 +183,14 @@ def _launch_torchrun(devices: int) -> None:
         if a.startswith("--devices="):
             continue
         cleaned.append(a)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={devices}", "-m", "gencli", *cleaned]
-    raise typer.Exit(subprocess.call(cmd))
+    import signal
+
+    cmd = [sys.executable, "-m", "gencli.training.launch", "--standalone", f"--nproc_per_node={devices}",
+           "-m", "gencli", *cleaned]
+    proc = subprocess.Popen(cmd)
+    # Ctrl-C reaches torchrun and its workers too: they stop cleanly; this process waits for them
+    signal.signal(signal.SIGINT, lambda *_: None)
+    raise typer.Exit(proc.wait())
 
 
 # --------------------------------------------------------------------------- sample

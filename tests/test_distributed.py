@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import torch
 from safetensors.torch import load_file
@@ -79,3 +81,47 @@ def test_shutdown_releases_the_process_group(tmp_path):
     out = _run([sys.executable, "-c", script], tmp_path, env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "0", f"{out.stdout.strip()} references to the destroyed process group remain"
+
+
+def test_ctrl_c_stops_every_process_at_one_step_and_the_run_resumes(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GENCLI_RUNS_DIR": str(tmp_path / "runs")}
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "gencli", "-q", "train", "vae", "--steps", "100000", "--batch-size", "16",
+           "--image-size", "16", "--set", "widths=8,16", "--set", "norm=none", "--sample-every", "100000",
+           "--checkpoint-every", "100000", "--out", str(run), "--devices", "2"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 240
+    metrics = run / "metrics.jsonl"
+    while time.time() < deadline and proc.poll() is None:  # wait until training is under way
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.communicate()
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
+    out, err = proc.communicate(timeout=240)
+
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "ChildFailedError" not in err, err
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "interrupted"
+    # both processes stopped at the same log step, where they agreed on the Ctrl-C
+    step = info["step"]
+    assert step % 10 == 0 and latest_checkpoint(run).name == f"step-{step:08d}"
+    assert json.loads(metrics.read_text().splitlines()[-1])["step"] == step
+
+    resumed = _run([sys.executable, "-m", "gencli", "-q", "train", "--resume", str(run), "--steps", str(step + 10)],
+                   tmp_path, env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((run / "run.json").read_text())["status"] == "finished"
+
+
+def test_a_failing_worker_is_reported_in_one_line(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GENCLI_RUNS_DIR": str(tmp_path / "runs")}
+    # a batch of 15 does not split across 2 processes: every worker refuses in one line
+    out = _run([sys.executable, "-m", "gencli", "-q", "train", "vae", "--batch-size", "15", "--image-size", "16",
+                "--steps", "2", "--devices", "2"], tmp_path, env)
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr and "ChildFailedError" not in out.stderr, out.stderr
+    lines = set(out.stderr.strip().splitlines())  # the same line from each process, nothing else
+    assert lines == {"error: --batch-size 15 must be divisible by the 2 processes"}, out.stderr

@@ -478,6 +478,8 @@ class _Loop:
         self.start_step = model.step
         self.started = time.perf_counter()
         self.tensorboard = None
+        self.interrupt: Interrupt | None = None
+        self.stop_agreed = False  # data parallel: every process saw a Ctrl-C by the last log step
         if config.tensorboard and dist_info.is_main:
             from gencli.training.tensorboard import TensorBoardLogger
 
@@ -490,10 +492,13 @@ class _Loop:
             return
         bad = self.tracker.first_non_finite()
         if self.dist.enabled:
-            flag = torch.tensor([bad[1] if bad else -1], device=self.model.device)
+            # one all-reduce agrees on a non-finite loss anywhere and on a Ctrl-C seen anywhere
+            interrupted = self.interrupt is not None and self.interrupt.requested
+            flag = torch.tensor([bad[1] if bad else -1, int(interrupted)], device=self.model.device)
             torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-            if flag.item() >= 0 and bad is None:
-                bad = ("loss on another process", int(flag.item()))
+            bad_step, self.stop_agreed = flag.tolist()
+            if bad_step >= 0 and bad is None:
+                bad = ("loss on another process", int(bad_step))
         if bad is not None:
             raise NonFiniteLoss(*bad)
         losses, rate = self.tracker.flush(self.dist)
@@ -556,6 +561,13 @@ class _Loop:
             self.info.update(status=status, **extra)
             write_run_info(self.run_dir, self.info)
 
+    def stopping(self) -> bool:
+        """Whether to stop for a Ctrl-C now. Processes of a data-parallel run stop together, at the
+        first log step after any of them saw it, so their collectives stay in step."""
+        if self.dist.enabled:
+            return bool(self.stop_agreed)
+        return self.interrupt is not None and self.interrupt.requested
+
     # -- the loop
     def run(self, epoch: int, batch_index: int, display) -> None:
         from gencli.ui.live import TrainDisplay
@@ -566,8 +578,9 @@ class _Loop:
         self.epoch, self.next_batch = epoch, batch_index
         model.train()
         with display, Interrupt() as interrupt:
+            self.interrupt = interrupt
             try:
-                while model.step < self.total and not interrupt.requested:
+                while model.step < self.total and not self.stopping():
                     for batch in self.stream.epoch(self.epoch, start=self.next_batch):
                         losses = model.train_step(batch)
                         model.step += 1
@@ -582,7 +595,7 @@ class _Loop:
                             self.sample(display)
                         if model.step % self.checkpoint_every == 0 or last:
                             self.checkpoint(display)
-                        if last or interrupt.requested:
+                        if last or self.stopping():
                             break
                     else:
                         continue
@@ -594,7 +607,7 @@ class _Loop:
                 last = ckpt.latest_checkpoint(self.run_dir) if self.dist.is_main else None
                 where = f"the last good checkpoint is {last}" if last else "no checkpoint was written"
                 raise UserError(f"loss {name!r} became non-finite at step {step}; training stopped, {where}") from None
-            if interrupt.requested and model.step < self.total:
+            if self.stopping() and model.step < self.total:
                 self.checkpoint(display)
                 self.finish_media()
                 self.set_status("interrupted")
