@@ -13,9 +13,11 @@ quiet = False  # `gencli --quiet`: no progress bars (results and errors are prin
 
 def error(message: str) -> None:
     """Print one error line on stderr."""
-    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False) if err.is_terminal else print(
-        f"error: {message}", file=sys.stderr
-    )
+    if err.is_terminal:
+        err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    else:  # one write, so lines from several processes sharing the stream never interleave
+        sys.stderr.write(f"error: {message}\n")
+        sys.stderr.flush()
 
 
 def warn(message: str) -> None:
