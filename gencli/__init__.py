@@ -1,4 +1,16 @@
-"""gencli: train and use generative image models from the command line."""
+"""gencli: train and use generative image models from the command line.
+
+The plugin author's API is importable from here::
+
+    from gencli import Model, Hyperparameters, Options, Figure, TrainDefaults, ModelSpec, hookimpl, UserError
+
+Names that need torch (``Model`` and friends) are imported on first use, so that importing
+gencli for its command line or a plugin's entry point stays light.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
 
@@ -7,12 +19,39 @@ __version__ = "0.1.0"
 # list this version, with a line saying which side to upgrade.
 API_VERSION = 1
 
+# name -> module that defines it; imported when first asked for
+_LAZY = {
+    "Model": "gencli.models.base",
+    "Hyperparameters": "gencli.models.base",
+    "Options": "gencli.models.base",
+    "Figure": "gencli.models.base",
+    "TrainDefaults": "gencli.models.base",
+    "Batch": "gencli.data.base",
+    "ImageData": "gencli.data.base",
+    "ModelSpec": "gencli.registry",
+    "DatasetSpec": "gencli.registry",
+    "MetricSpec": "gencli.registry",
+    "hookimpl": "gencli.hookspecs",
+    "UserError": "gencli.errors",
+    "Run": "gencli.runs",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'gencli' has no attribute {name!r}")
+
 
 def load_run(path, device: str = "cpu"):
     """Return the trained model of a run directory, checkpoint or model name, ready to use."""
-    from gencli.training.runs import load_trained
+    from gencli.runs import load_trained
 
     return load_trained(str(path), device=device)
 
 
-__all__ = ["__version__", "API_VERSION", "load_run"]
+__all__ = ["__version__", "API_VERSION", "load_run", *_LAZY]

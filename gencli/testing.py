@@ -185,7 +185,6 @@ def cli_text(value: Any) -> str:
 
 def check_declarations(model: str | type) -> None:
     """Check the class attributes the core reads and the hyperparameter dataclass."""
-    from gencli.models import hparams
     from gencli.models.base import Hyperparameters, TrainDefaults
     from gencli.registry import DATA_KINDS
 
@@ -201,9 +200,23 @@ def check_declarations(model: str | type) -> None:
         fail(who, f"`data` is {cls.data!r}; it must be one of {', '.join(DATA_KINDS)}")
     if not isinstance(cls.defaults, TrainDefaults):
         fail(who, "`defaults` must be a gencli.models.base.TrainDefaults")
-    for attr in ("sample_options", "interpolate_options", "figures"):
-        if not isinstance(getattr(cls, attr), frozenset):
-            fail(who, f"`{attr}` must be a frozenset of option names, got {type(getattr(cls, attr)).__name__}")
+    from gencli.models.base import Figure, Options
+
+    option_classes = {"SampleOptions": cls.SampleOptions, "InterpolateOptions": cls.InterpolateOptions}
+    if cls.EvalOptions is not None:
+        option_classes["EvalOptions"] = cls.EvalOptions
+    if not isinstance(cls.figures, dict):
+        fail(who, f"`figures` must be a dict of figure name -> gencli.models.base.Figure, got {type(cls.figures).__name__}")
+    for fig_name, fig in cls.figures.items():
+        if not isinstance(fig, Figure):
+            fail(who, f"figure {fig_name!r} must be declared as gencli.models.base.Figure(help=...), got {type(fig).__name__}")
+        if not fig.help.strip():
+            fail(who, f"figure {fig_name!r} has no help text; `gencli models --info` shows it")
+        option_classes[f"figure {fig_name!r} Options"] = fig.Options
+    for what, opt_cls in option_classes.items():
+        if not (dataclasses.is_dataclass(opt_cls) and isinstance(opt_cls, type) and issubclass(opt_cls, Options)):
+            fail(who, f"`{what}` must be a dataclass subclassing gencli.models.base.Options")
+        _check_fields(who, opt_cls, "option")
     if not isinstance(getattr(cls, "test_overrides", {}), dict):
         fail(who, "`test_overrides` must be a dict of hyperparameter values")
     from gencli.models.base import CAPABILITIES, has_capability
@@ -216,13 +229,22 @@ def check_declarations(model: str | type) -> None:
     hp_cls = cls.Hyperparameters
     if not (dataclasses.is_dataclass(hp_cls) and isinstance(hp_cls, type) and issubclass(hp_cls, Hyperparameters)):
         fail(who, "`Hyperparameters` must be a dataclass subclassing gencli.models.base.Hyperparameters")
-    hints = typing.get_type_hints(hp_cls)
-    for f in dataclasses.fields(hp_cls):
+    _check_fields(who, hp_cls, "hyperparameter")
+
+
+def _check_fields(who: str, cls: type, what: str) -> None:
+    """Every field of a hyperparameter or option dataclass has help, a default, and a --set spelling."""
+    from gencli.models import hparams
+
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
         if not f.metadata.get("help"):
-            fail(who, f"hyperparameter {f.name!r} has no help text: field(default=..., metadata={{'help': '...'}})")
+            fail(who, f"{what} {f.name!r} has no help text: field(default=..., metadata={{'help': '...'}})")
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            fail(who, f"hyperparameter {f.name!r} has no default (give the paper's value)")
+            fail(who, f"{what} {f.name!r} has no default" + (" (give the paper's value)" if what == "hyperparameter" else ""))
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if default is None:
+            continue  # "the model's own choice": nothing to spell
         try:
             parsed = hparams.coerce(cli_text(default), hints[f.name], f.name)
         except UserError as exc:
@@ -639,6 +661,10 @@ def check_capabilities(run_dir: str | Path, settings: Settings | None = None, n:
                 if not torch.allclose(first, again, atol=1e-5):
                     fail(name, "sample with two generators of the same seed gave different images; draw from `generator` "
                                "so that `gencli sample --seed` repeats")
+                options = _defaults(type(model).SampleOptions)
+                if options:  # what `gencli sample RUN` passes: every declared option, at its default
+                    _check_images(name, "sample(**SampleOptions())",
+                                  model.sample(n, labels, torch.Generator().manual_seed(0), **options), image)
             if "interpolate" in offered:
                 z = _offered(name, "interpolate", model.latents, n, torch.Generator().manual_seed(0))
                 if not torch.is_tensor(z) or len(z) != n:
@@ -646,6 +672,10 @@ def check_capabilities(run_dir: str | Path, settings: Settings | None = None, n:
                 if not torch.equal(z, model.latents(n, torch.Generator().manual_seed(0))):
                     fail(name, "latents with two generators of the same seed differ; draw from `generator`")
                 _check_images(name, "generate(latents)", _offered(name, "interpolate", model.generate, z, labels), image)
+                options = _defaults(type(model).InterpolateOptions)
+                path = model.interpolation_path(z[:1], z[1:2], torch.linspace(0, 1, 3), **options)
+                _check_images(name, "generate(interpolation_path(...), **InterpolateOptions())",
+                              model.generate(path, labels[:3] if labels is not None else None, **options), (3, c, s, s))
                 between = torch.lerp(z[:1], z[1:2], 0.5)
                 one_label = labels[:1] if labels is not None else None
                 _check_images(name, "generate(a point between two latents)", model.generate(between, one_label), (1, c, s, s))
@@ -667,8 +697,9 @@ def check_capabilities(run_dir: str | Path, settings: Settings | None = None, n:
                         _check_images(name, "translate(y, 'b2a')", model.translate(y, "b2a"), image)
                     except UserError:
                         pass  # a one-way model may refuse b2a, with a clear line
-            for kind in sorted(model.figures):
-                images, nrow = model.figure(kind, n, torch.Generator().manual_seed(0), data=data)
+            for kind, fig in sorted(model.figures.items()):
+                extra = {"data": data} if fig.needs_data else {}
+                images, nrow = model.figure(kind, n, torch.Generator().manual_seed(0), **_defaults(fig.Options), **extra)
                 _check_images(name, f"figure({kind!r})", images, (len(images), c, s, s))
                 if not (isinstance(nrow, int) and nrow >= 1):
                     fail(name, f"figure({kind!r}) must return (images, images per row >= 1)")
@@ -677,6 +708,11 @@ def check_capabilities(run_dir: str | Path, settings: Settings | None = None, n:
             if not (isinstance(nrow, int) and nrow >= 1) or len(images) == 0:
                 fail(name, "preview must return (non-empty images, images per row >= 1)")
         return offered
+
+
+def _defaults(options_cls: type) -> dict[str, Any]:
+    """Return an options class's defaults as the keyword arguments the core passes."""
+    return {f.name: getattr(options_cls(), f.name) for f in dataclasses.fields(options_cls)}
 
 
 # --------------------------------------------------------------------------- plugin modules
@@ -706,6 +742,8 @@ _PLUGIN_PROBE = textwrap.dedent("""
                 out[name].append(f"gencli_register_models returned {type(spec).__name__}, not ModelSpec")
                 continue
             cls = spec.load()
+            from gencli.plugins import _fill_from_spec
+            _fill_from_spec(cls, spec)
             if getattr(cls, "name", None) != spec.name:
                 out[name].append(f"ModelSpec {spec.name!r} loads a class named {getattr(cls, 'name', None)!r}")
             if getattr(cls, "data", None) != spec.data:

@@ -9,6 +9,9 @@ import pytest
 # Small, repeatable CPU work: one thread per test process keeps runs deterministic and lets
 # the suite share two cores.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Only the project's own plugins, whatever else is installed where the tests run (tests of
+# third-party plugins clear it for the processes they start).
+os.environ["GENCLI_LOAD_PLUGINS"] = "core,vae,gan,stylegan,translation,diffusion,autoencoder"
 
 
 @pytest.fixture(autouse=True)

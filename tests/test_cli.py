@@ -91,14 +91,14 @@ def test_bad_config_files(cli, tmp_path):
 def test_run_level_mistakes(cli, trained_vae, tmp_path):
     cases = [
         (["sample", str(trained_vae), "--label", "3"], "model 'vae' is not conditional"),
-        (["sample", str(trained_vae), "--truncation", "0.5"], "does not take --truncation"),
+        (["sample", str(trained_vae), "--set", "truncation=0.5"], "model 'vae' takes no sample options"),
         (["sample", str(trained_vae), "--n", "0"], "--n must be at least 1"),
         (["sample", str(tmp_path)], "not a gencli run"),
         (["translate", str(trained_vae), str(tmp_path)], "cannot translate; it can: sample"),
         (["interpolate", str(trained_vae), "--latent-grid", "4"], "needs a model with a 2-D latent"),
         (["train", "vae", "--out", str(trained_vae)], "already holds a run"),
         (["train", "--resume", str(trained_vae)], "already reached step 4 of 4"),
-        (["eval", str(trained_vae), "--steps", "5"], "does not take the sampling option 'steps'"),
+        (["eval", str(trained_vae), "--set", "steps=5"], "model 'vae' takes no eval options"),
     ]
     for args, message in cases:
         r = cli(*args)
@@ -121,7 +121,7 @@ def test_sample_interpolate_and_model_name_lookup(cli, trained_vae, tmp_path, mo
     assert cli("sample", trained_vae, "--n", "3", "--no-grid", "--out", folder).exit_code == 0
     assert len(list(folder.glob("*.png"))) == 3 and iio.imread(next(folder.glob("*.png"))).shape == (16, 16, 3)
     strip = tmp_path / "walk.png"
-    assert cli("interpolate", trained_vae, "--steps", "5", "--out", strip).exit_code == 0
+    assert cli("interpolate", trained_vae, "--frames", "5", "--out", strip).exit_code == 0
     assert iio.imread(strip).shape[1] == 2 + 5 * 18 and len(iio.imread(strip.with_suffix(".gif"), index=None)) == 8
     # a model name means its latest run under GENCLI_RUNS_DIR
     monkeypatch.setenv("GENCLI_RUNS_DIR", str(trained_vae.parent))
@@ -135,9 +135,9 @@ def test_interpolate_between_two_images(cli, trained_vae, tmp_path):
     Image.new("RGB", (16, 16), (255, 0, 0)).save(a)
     Image.new("RGB", (16, 16), (0, 0, 255)).save(b)
     out = tmp_path / "ab.png"
-    r = cli("interpolate", trained_vae, "--images", a, "--images", b, "--steps", "4", "--out", out)
+    r = cli("interpolate", trained_vae, "--images", a, "--images", b, "--frames", "4", "--out", out)
     assert r.exit_code == 0, r.stderr
-    r = cli("interpolate", trained_vae, "--images", a, "--steps", "4")
+    r = cli("interpolate", trained_vae, "--images", a, "--frames", "4")
     assert r.exit_code == 2 and "exactly two images" in r.stderr
 
 

@@ -12,7 +12,6 @@ Results are appended to the run's ``metrics.jsonl`` as one line ``{"eval": {...}
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -47,27 +46,6 @@ def default_metrics(model, classifier: str | None = None) -> list[str]:
     return names
 
 
-def parse_label(model, label: str | int | None) -> int | None:
-    """Return the class index of ``label`` (an index or a class name), or None."""
-    if label is None:
-        return None
-    if not model.conditional or not model.num_classes:
-        raise UserError(f"--label given, but model {model.name!r} is not conditional")
-    if isinstance(label, str) and label in model.classes:
-        return model.classes.index(label)
-    try:
-        index = int(label)
-    except ValueError:
-        from gencli.errors import did_you_mean
-
-        raise UserError(f"unknown class {label!r}{did_you_mean(str(label), model.classes)}; "
-                        f"classes: {', '.join(model.classes)}") from None
-    if not 0 <= index < model.num_classes:
-        raise UserError(f"--label {index} is out of range: the model has {model.num_classes} classes "
-                        f"(0-{model.num_classes - 1})")
-    return index
-
-
 def resolve_metrics(model, names: list[str]) -> list[tuple[str, Any]]:
     """Return (name, spec) for each named metric, refusing unknown ones and ones the model cannot serve."""
     from gencli.models.base import CAPABILITIES, capabilities, has_capability
@@ -97,7 +75,7 @@ def evaluate(
     fid_weights: str | None = None,
     features: str | None = None,
     classifier: str | None = None,
-    label: str | None = None,
+    label: int | None = None,
     seed: int = 0,
     sample_options: dict[str, Any] | None = None,
     progress: bool = True,
@@ -105,11 +83,11 @@ def evaluate(
     """Return the results of evaluating a run, after logging them and writing its figures.
 
     The result holds ``run``, ``model``, ``step``, ``eval`` (metric name -> value), ``settings``
-    (what produced them) and ``figures`` (paths written).
+    (what produced them) and ``figures`` (paths written). ``label`` is a class index and
+    ``sample_options`` the model's checked eval options (`gencli eval --set`).
     """
     import torch
 
-    import gencli
     from gencli.data.base import DataRequest
     from gencli.data.resolve import load_dataset
     from gencli.metrics.context import EvalContext
@@ -117,14 +95,13 @@ def evaluate(
 
     if split not in ("train", "test"):
         raise UserError(f"--split must be train or test, not {split!r}")
-    model = gencli.load_run(run_dir, device=device)
-    run_dir = Path(getattr(model, "run_dir", run_dir))
-    info = getattr(model, "run_info", {})
-    index = parse_label(model, label)
+    from gencli.runs import Run
+
+    run = Run.open(run_dir)
+    model = run.load_model(device=device)
+    run_dir, info = run.dir, run.info
+    index = label
     options = dict(sample_options or {})
-    for key in options:
-        if key not in model.sample_options:
-            raise UserError(f"model {model.name!r} does not take the sampling option {key!r}")
 
     explicit = metrics is not None
     names = list(metrics) if explicit else default_metrics(model, classifier)
@@ -161,15 +138,13 @@ def evaluate(
     figures: list[Path] = []
     if any(name in RECONSTRUCTION_METRICS for name, _ in chosen):
         figures += write_autoencoder_figures(ctx, run_dir / EVAL_DIR)
-    report = getattr(model, "report", None)
-    if callable(report):
-        figures += [Path(p) for p in report(run_dir) or []]
+    figures += [Path(p) for p in model.report(run) or []]
 
     settings = {
         "data": spec, "split": split, "metrics": [name for name, _ in chosen], "step": model.step,
         **ctx.settings(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    append_eval_line(run_dir / "metrics.jsonl", results, settings)
+    append_eval_line(run, results, settings)
     return {"run": str(run_dir), "model": model.name, "step": model.step, "eval": results, "settings": settings,
             "figures": [str(p) for p in figures]}
 
@@ -220,42 +195,25 @@ def write_autoencoder_figures(ctx, folder: Path) -> list[Path]:
     return paths
 
 
-def append_eval_line(path: Path, results: dict[str, float], settings: dict[str, Any]) -> None:
-    """Append one ``{"eval": ..., "settings": ...}`` line (non-finite values as null)."""
+def append_eval_line(run, results: dict[str, float], settings: dict[str, Any]) -> None:
+    """Append one ``{"eval": ..., "settings": ...}`` line to the run's metrics (non-finite values as null)."""
     clean = {k: (v if math.isfinite(v) else None) for k, v in results.items()}
-    line = json.dumps({"eval": clean, "settings": settings}, default=str)
-    with open(path, "a") as fh:
-        fh.write(line + "\n")
-
-
-def read_eval_lines(path: Path) -> list[dict[str, Any]]:
-    """Return the eval lines of a metrics.jsonl, oldest first (broken lines skipped)."""
-    rows = []
-    if not path.is_file():
-        return rows
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict) and isinstance(row.get("eval"), dict):
-            rows.append(row)
-    return rows
+    run.append_metrics({"eval": clean, "settings": settings})
 
 
 def compare(run_dirs: list[Path]) -> list[dict[str, Any]]:
     """Return one row per run: its latest value of every metric it was evaluated on, and settings."""
-    from gencli.training.runs import resolve_run
+    from gencli.runs import Run
 
     if not run_dirs:
         raise UserError("--compare needs at least one run")
     rows = []
     for ref in run_dirs:
-        run = resolve_run(str(ref))
+        run = Run.open(ref)
         values: dict[str, float | None] = {}
         settings: dict[str, Any] = {}
         classes = run.info.get("data", {}).get("classes") or []
-        for line in read_eval_lines(run.run_dir / "metrics.jsonl"):
+        for line in run.evaluations():
             settings = line.get("settings", {})
             label = settings.get("label")
             if label is not None:  # one class's numbers are not the model's: keep them apart
@@ -264,7 +222,7 @@ def compare(run_dirs: list[Path]) -> list[dict[str, Any]]:
             else:
                 values.update(line["eval"])  # later evaluations overwrite earlier ones
         rows.append({
-            "run": str(run.run_dir), "model": run.info.get("model", "?"), "data": run.info.get("data", {}).get("spec"),
+            "run": str(run.dir), "model": run.info.get("model", "?"), "data": run.info.get("data", {}).get("spec"),
             "step": settings.get("step", run.info.get("step")), "n": settings.get("n"), "split": settings.get("split"),
             "eval": values,
         })

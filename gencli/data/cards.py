@@ -1,4 +1,4 @@
-"""Dataset cards: the rows of ``gencli datasets``, ``--info NAME``, ``--prepare NAME``, ``--json``.
+"""Dataset cards: what ``gencli datasets`` lists, shows with ``--info NAME`` and fetches with ``--prepare NAME``.
 
 Where a dataset lives: ``GENCLI_DATA_DIR/NAME/`` (its files), ``GENCLI_DATA_DIR/downloads/NAME/``
 (its archive) and ``GENCLI_DATA_DIR/prepared/`` (its prepared caches). Listing reads only those
@@ -7,9 +7,7 @@ folders and the cards; it never imports a dataset's builder.
 
 from __future__ import annotations
 
-import json
 import re
-import sys
 from typing import Any
 
 from gencli.registry import DatasetSpec
@@ -148,89 +146,3 @@ def prepare_dataset(spec_name: str, image_size: int | None = None, channels: int
 
 
 prepare = prepare_dataset
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, dict):
-        return "; ".join(f"{k}: {_text(v)}" for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        if value and isinstance(value[0], dict):
-            return "\n".join(_text(v) for v in value)
-        return ", ".join(str(v) for v in value)
-    return str(value)
-
-
-def render_rows(rows: list[dict], console=None) -> None:
-    """Print the dataset rows as a Rich table."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from rich import box
-
-    console = console or Console()
-    wide = console.width >= 120  # the summary only where it has room to be read
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("name", no_wrap=True, style="bold")
-    table.add_column("kind", no_wrap=True)
-    table.add_column("images", justify="right", no_wrap=True)
-    table.add_column("native", no_wrap=True)
-    table.add_column("on disk", justify="right", no_wrap=True)
-    table.add_column("cached", no_wrap=True)
-    if wide:
-        table.add_column("summary", overflow="fold", ratio=1)
-    for row in rows:
-        styled = {"yes": "[green]yes[/]", "no": "[dim]no[/]", "generated": "[cyan]generated[/]"}
-        cached = styled.get(row["cached"], row["cached"])
-        cells = [row["name"], row["kind"], compact_count(row["images"]), str(row["resolution"]),
-                 human_bytes(row["on_disk"]), cached]
-        table.add_row(*cells, *([row["summary"]] if wide else []))
-    console.print(table)
-    console.print("[dim]details: gencli datasets --info NAME; fetch ahead of time: gencli datasets --prepare NAME[/]")
-
-
-def render_card(card: dict, console=None) -> None:
-    """Print one dataset card as a two-column Rich table."""
-    from rich.console import Console
-    from rich.table import Table
-
-    console = console or Console()
-    table = Table(title=f"{card['name']}: {card['summary']}", title_justify="left", show_header=False)
-    table.add_column("field", style="bold", no_wrap=True)
-    table.add_column("value", overflow="fold")
-    for key, value in card.items():
-        if key in ("name", "summary", "count", "native") or value in (None, "", [], {}):
-            continue
-        if key == "on_disk":
-            value = human_bytes(value)
-        if key == "prepared":
-            value = "\n".join(f"{e['split']} at {e['size']} px, {e['channels']} channel(s): {e['images']:,} images "
-                              f"({human_bytes(e['bytes'])})" for e in value)
-        table.add_row(key.replace("_", " "), _text(value))
-    console.print(table)
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
-
-
-def datasets_command(info: str | None = None, prepare: str | None = None, json_out: bool = False,
-                     image_size: int | None = None, channels: int | None = None) -> None:
-    """The body of ``gencli datasets [--info NAME] [--prepare NAME [--image-size S]] [--json]``."""
-    from gencli.plugins import registry
-
-    reg = registry()
-    if prepare:
-        line = prepare_dataset(prepare, image_size, channels)
-        if json_out:
-            _print_json({"prepared": reg.dataset(prepare).name, "summary": line})
-        else:
-            from rich.console import Console
-
-            Console().print(line, highlight=False, markup=False)
-        return
-    if info:
-        card = dataset_card(reg.dataset(info))
-        _print_json(card) if json_out else render_card(card)
-        return
-    rows = dataset_rows(reg)
-    _print_json(rows) if json_out else render_rows(rows)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from gencli.media.losses import read_metrics
 
 
 def _pyplot():
@@ -86,10 +85,10 @@ def latent_scatter(
 
 
 # ------------------------------------------------------------------ metric series
-def read_series(metrics_path: Path, keys: Sequence[str]) -> dict[str, tuple[list[int], list[float]]]:
-    """Return {key: (steps, values)} for each key, from the training lines that logged it."""
+def read_series(rows: Sequence[dict], keys: Sequence[str]) -> dict[str, tuple[list[int], list[float]]]:
+    """Return {key: (steps, values)} for each key, from the training lines (``Run.metrics()``) that logged it."""
     series: dict[str, tuple[list[int], list[float]]] = {k: ([], []) for k in keys}
-    for row in read_metrics(Path(metrics_path)):
+    for row in rows:
         for k in keys:
             v = row.get(k)
             if isinstance(v, (int, float)):
@@ -99,7 +98,7 @@ def read_series(metrics_path: Path, keys: Sequence[str]) -> dict[str, tuple[list
 
 
 def plot_series(
-    metrics_path: Path,
+    rows: Sequence[dict],
     keys: Sequence[str],
     path: Path,
     targets: dict[str, float] | None = None,
@@ -107,13 +106,13 @@ def plot_series(
     log_scale: Sequence[str] = (),
     title: str = "",
 ) -> Path | None:
-    """Write one panel per key of metrics.jsonl against the step; None when none was logged.
+    """Write one panel per key of the training ``rows`` against the step; None when none was logged.
 
     ``targets`` draws a dashed line at a key's target (e.g. ``{"kl": 8}`` for ControlVAE),
     ``bounds`` shades a key's allowed range (e.g. ``{"beta": (1, 50)}``), ``log_scale`` lists
     keys drawn on a log axis.
     """
-    series = read_series(metrics_path, keys)
+    series = read_series(rows, keys)
     keys = [k for k in keys if series[k][0]]
     if not keys:
         return None

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
@@ -30,6 +31,9 @@ from torch import nn
 from gencli.data.base import Batch, ImageData
 from gencli.errors import UserError
 from gencli.registry import DataKind
+
+if TYPE_CHECKING:
+    from gencli.runs import Run
 
 # The capabilities a command may ask for, and the methods that provide them.
 CAPABILITIES: dict[str, tuple[str, ...]] = {
@@ -47,6 +51,31 @@ class Hyperparameters:
     """Base for a model's hyperparameters. Subclasses add fields with their paper's defaults."""
 
     lr: float = dataclasses.field(default=2e-4, metadata={"help": "learning rate"})
+
+
+@dataclasses.dataclass
+class Options:
+    """Base for a model's command options: `gencli sample|interpolate|eval RUN --set key=value`.
+
+    A subclass adds typed fields with a default and ``metadata={"help": ...}``, exactly like
+    ``Hyperparameters``; values arrive parsed and checked by name, and a ``validate(self)`` method
+    may refuse meaningful-but-wrong combinations. The fields reach the model's method as keyword
+    arguments (``sample(n, labels, generator, **fields)``).
+    """
+
+
+@dataclasses.dataclass(frozen=True)
+class Figure:
+    """A figure a model can draw beyond samples: `gencli sample RUN --figure NAME`.
+
+    ``Options`` are the figure's own ``--set`` keys (passed to ``Model.figure`` as keyword
+    arguments); with ``needs_data`` the core also passes ``data=``, held-out images of the run's
+    dataset (an ``ImageData``).
+    """
+
+    help: str
+    Options: type = Options
+    needs_data: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,18 +100,35 @@ class Model:
     defaults: ClassVar[TrainDefaults] = TrainDefaults()
     # Whether labels condition the model (the CLI then accepts --label).
     conditional: ClassVar[bool] = False
-    # Options of `gencli sample` / `gencli interpolate` this model accepts beyond the common ones,
-    # passed as keyword arguments to ``sample`` / ``latents`` and ``generate``.
-    sample_options: ClassVar[frozenset[str]] = frozenset()
-    interpolate_options: ClassVar[frozenset[str]] = frozenset()
-    # Special figures ``figure(kind, ...)`` can draw, e.g. "style-mix", "forward-noise".
-    figures: ClassVar[frozenset[str]] = frozenset()
+    # Options of `gencli sample`, `gencli interpolate` and `gencli eval` (`--set key=value`),
+    # passed as keyword arguments to ``sample`` / ``latents`` and ``generate`` / ``sample``.
+    # ``EvalOptions`` None means: evaluate with the ``SampleOptions``.
+    SampleOptions: ClassVar[type] = Options
+    InterpolateOptions: ClassVar[type] = Options
+    EvalOptions: ClassVar[type | None] = None
+    # Figures ``figure(name, ...)`` draws for `gencli sample RUN --figure NAME`.
+    figures: ClassVar[dict[str, Figure]] = {}
     # Data augmentation as in the translation papers: random flips of training batches.
     augment_flip: ClassVar[bool] = False
     # What to tell a user who asks for a capability the model lacks, e.g. how to get it.
     capability_hints: ClassVar[dict[str, str]] = {}
     # Hyperparameters that make the model tiny for tests (the conformance kit applies them).
     test_overrides: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def eval_options(cls) -> type:
+        """Return the options class of `gencli eval` (the sampling options unless declared)."""
+        return cls.EvalOptions if cls.EvalOptions is not None else cls.SampleOptions
+
+    @classmethod
+    def train_from(cls, hp: Any, source: "Run") -> Any:
+        """Return the hyperparameters for training on top of a finished run (`train MODEL --from RUN`).
+
+        Two-stage models (a prior over a trained autoencoder's codes, say) override this: they
+        check ``source`` and record in ``hp`` what they need of it. The new run then defaults to
+        the source's data, image size and channels. The base refuses.
+        """
+        raise UserError(f"model {cls.name!r} does not train from another run; drop --from")
 
     @classmethod
     def load_size(cls, hp: Any, image_size: int) -> int | None:
@@ -177,8 +223,33 @@ class Model:
         raise NotImplementedError
 
     def figure(self, kind: str, n: int, generator: torch.Generator | None = None, **options) -> tuple[torch.Tensor, int]:
-        """Return (images in [-1, 1], images per row) of a special figure listed in ``figures``."""
+        """Return (images in [-1, 1], images per row) of a figure declared in ``figures``."""
         raise NotImplementedError
+
+    # ------------------------------------------------------------------ what commands read
+    @property
+    def directions(self) -> tuple[str, ...]:
+        """Return the directions ``translate`` accepts, the default first ("a2b", "b2a")."""
+        return ("a2b", "b2a") if self.can("translate") else ()
+
+    @property
+    def domains(self) -> tuple[str, str] | None:
+        """Return the names of domains A and B (for `translate --to NAME`), or None when unnamed."""
+        return None
+
+    def interpolation_path(self, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor, **options) -> torch.Tensor:
+        """Return the codes between latents ``a`` and ``b`` at fractions ``t`` (one row per t).
+
+        Gaussian codes are walked on the sphere, so every frame has a typical norm; a model whose
+        latents live in a learned space (StyleGAN's W) overrides this with a straight line.
+        """
+        from gencli.models.paths import slerp
+
+        return slerp(a, b, t)
+
+    def report(self, run: "Run") -> list[Path]:
+        """Write the model's own evaluation figures of ``run`` (from its metrics); return their paths."""
+        return []
 
     # ------------------------------------------------------------------ previews
     def preview_inputs(self, data: ImageData, n: int, seed: int) -> dict[str, Any]:

@@ -105,13 +105,13 @@ def coerce(value: Any, tp, key: str) -> Any:
     return value
 
 
-def parse_assignments(pairs: list[str]) -> dict[str, str]:
+def parse_assignments(pairs: list[str], flag: str = "--set") -> dict[str, str]:
     """Parse repeated ``key=value`` strings."""
     out: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise UserError(f"--set takes key=value, got {pair!r}")
+            raise UserError(f"{flag} takes key=value, got {pair!r}")
         out[key.strip().replace("-", "_")] = value.strip()
     return out
 
@@ -128,17 +128,15 @@ def read_config(path: str | Path) -> dict[str, Any]:
         raise UserError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
 
 
-def build(cls, values: dict[str, Any], source: str = "--set"):
-    """Return an instance of hyperparameter dataclass ``cls`` with ``values`` applied and checked."""
+def build(cls, values: dict[str, Any], source: str = "--set", what: str = "hyperparameter"):
+    """Return an instance of dataclass ``cls`` (hyperparameters or options) with ``values`` applied and checked."""
     known = fields(cls)
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for key, value in values.items():
         if key not in known:
-            raise UserError(
-                f"unknown hyperparameter {key!r} in {source}{did_you_mean(key, known)}; "
-                f"known: {', '.join(sorted(known))}"
-            )
+            listing = f"known: {', '.join(sorted(known))}" if known else f"it takes no {what}s"
+            raise UserError(f"unknown {what} {key!r} in {source}{did_you_mean(key, known)}; {listing}")
         kwargs[key] = coerce(value, hints[key], key)
     params = cls(**kwargs)
     validate = getattr(params, "validate", None)

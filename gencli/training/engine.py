@@ -12,7 +12,6 @@ caught at its exact step without a per-step sync, and never reaches a checkpoint
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 from dataclasses import dataclass, field
@@ -25,12 +24,11 @@ import gencli
 from gencli.data.base import BatchStream, DataRequest, ImageData
 from gencli.data.resolve import check_kind, load_dataset
 from gencli.errors import UserError
-from gencli.fileio import write_atomic
 from gencli.models import hparams
 from gencli.models.base import Model
 from gencli.training import checkpoint as ckpt
 from gencli.training import distributed as dist_util
-from gencli.training.runs import new_run_dir, read_run_info, write_run_info
+from gencli.runs import METRICS_FILE, append_row, new_run_dir, read_run_info, truncate_rows, write_run_info
 
 DEFAULT_DATA = {"images": "shapes", "labelled": "shapes", "paired": "shapes-paired", "unpaired": "shapes-unpaired"}
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -53,6 +51,7 @@ class TrainConfig:
     precision: str = "fp32"
     seed: int = 0
     overrides: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None  # `train MODEL --from RUN`: the run a two-stage model builds on
     out: Path | None = None
     resume: Path | None = None
     sample_every: int | None = None
@@ -221,21 +220,27 @@ def _plan_new(config: TrainConfig) -> Plan:
     from gencli.plugins import registry
 
     spec = registry().model(config.model)
-    cls: type[Model] = spec.load()
+    cls: type[Model] = registry().model_class(config.model)
     d = cls.defaults
     values = dict(config.overrides)
     if config.lr is not None:
         values["lr"] = config.lr
     hp = hparams.build(cls.Hyperparameters, values)
+    source = None
+    if config.source:
+        from gencli.runs import Run
+
+        source = Run.open(config.source)
+        hp = cls.train_from(hp, source)
     for name in ("steps", "epochs", "batch_size", "image_size", "channels", "sample_every", "checkpoint_every"):
         _positive(name, getattr(config, name))
     if config.steps is not None and config.epochs is not None:
         raise UserError("give --steps or --epochs, not both")
-    source = _source_run_data(values.get("from_run"))  # two-stage models default to their source's data
-    image_size = config.image_size or source.get("image_size") or d.image_size
-    channels = config.channels or source.get("channels") or d.channels
+    # a model trained on top of another run defaults to that run's data and image shape
+    image_size = config.image_size or (source.image_shape[1] if source else None) or d.image_size
+    channels = config.channels or (source.image_shape[0] if source else None) or d.channels
     cls.check_shape(image_size, channels)
-    data_spec = config.data or source.get("spec") or DEFAULT_DATA[cls.data]
+    data_spec = config.data or (source.data_spec if source else None) or DEFAULT_DATA[cls.data]
     request = DataRequest(image_size, channels, "train", config.seed, load_size=cls.load_size(hp, image_size))
     data = load_dataset(data_spec, request)
     check_kind(cls.name, cls.data, data, data_spec)
@@ -244,10 +249,12 @@ def _plan_new(config: TrainConfig) -> Plan:
     info = {
         "gencli_version": gencli.__version__,
         "plugin": spec.plugin,
-        "plugin_version": _plugin_version(spec.plugin),
+        "plugin_distribution": _plugin_field(spec.plugin, "distribution"),
+        "plugin_version": _plugin_field(spec.plugin, "version"),
         # the name the user asked for: "plugin:name" for a shadowed model, so it reloads as itself
         "model": config.model if ":" in config.model else cls.name,
         "hyperparameters": hparams.to_dict(hp),
+        "source_run": str(source.dir) if source else None,
         "data": {
             "spec": data_spec,
             "kind": data.kind,
@@ -275,21 +282,7 @@ def _plan_new(config: TrainConfig) -> Plan:
     return Plan(cls, hp, info, data, None, None)
 
 
-def _source_run_data(from_run: str | None) -> dict[str, Any]:
-    """Return the data spec, image size and channels of the run a two-stage model starts from."""
-    if not from_run:
-        return {}
-    from gencli.training.runs import resolve_run
-
-    try:
-        data = resolve_run(str(from_run)).info["data"]
-    except UserError:
-        return {}  # the model itself reports a bad --from with its own message
-    return {"spec": data["spec"], "channels": data["image_shape"][0], "image_size": data["image_shape"][1]}
-
-
 def _plan_resume(config: TrainConfig) -> Plan:
-    from gencli.plugins import registry
 
     run_dir = Path(config.resume)
     if not run_dir.is_dir():
@@ -298,8 +291,9 @@ def _plan_resume(config: TrainConfig) -> Plan:
     last = ckpt.latest_checkpoint(run_dir)
     if last is None:
         raise UserError(f"run {str(run_dir)!r} has no complete checkpoint to resume from")
-    spec = registry().model(info["model"])
-    cls = spec.load()
+    from gencli.runs import Run
+
+    cls = Run(run_dir, info, last).model_class()
     hp = hparams.build(cls.Hyperparameters, info["hyperparameters"], source="run.json")
     t = info["training"]
     if config.steps is not None or config.epochs is not None:
@@ -312,13 +306,11 @@ def _plan_resume(config: TrainConfig) -> Plan:
     return Plan(cls, hp, info, data, run_dir, last)
 
 
-def _plugin_version(plugin: str) -> str:
+def _plugin_field(plugin: str, key: str) -> str:
     from gencli.plugins import registry
 
-    for p in registry().plugins:
-        if p.name == plugin:
-            return p.version
-    return ""
+    info = registry().plugin(plugin)
+    return getattr(info, key) if info is not None else ""
 
 
 def _total_steps(t: dict[str, Any], batches_per_epoch: int, default: int) -> int:
@@ -339,21 +331,6 @@ def _preview_data(plan: Plan, model: Model) -> ImageData:
         return load_dataset(d["spec"], request)
     except UserError:
         return plan.data
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop log lines past ``step`` (written after the checkpoint a run resumes from)."""
-    if not path.exists():
-        return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if "eval" in row or row.get("step", 0) <= step:
-            kept.append(line)
-    write_atomic(path, ("\n".join(kept) + "\n" if kept else "").encode())
 
 
 def train(config: TrainConfig, display=None) -> Path:
@@ -415,7 +392,7 @@ def train(config: TrainConfig, display=None) -> Path:
         if run_dir is None:
             run_dir = new_run_dir(info["model"], info["data"]["spec"], config.out)
         else:
-            _truncate_metrics(run_dir / "metrics.jsonl", model.step)
+            truncate_rows(run_dir / METRICS_FILE, model.step)
         info["status"] = "running"
         info["total_steps"] = total
         info["device"] = str(device)
@@ -509,8 +486,7 @@ class _Loop:
         if self.dist.is_main:
             row = {"step": self.model.step, "epoch": self.epoch, **{k: round(v, 6) for k, v in losses.items()},
                    "images_per_s": round(rate, 1)}
-            with open(self.run_dir / "metrics.jsonl", "a") as fh:
-                fh.write(json.dumps(row) + "\n")
+            append_row(self.run_dir / METRICS_FILE, row)
             if self.tensorboard is not None:
                 self.tensorboard.log_losses(self.model.step, losses, rate)
             if display is not None:
@@ -549,12 +525,13 @@ class _Loop:
         if self.tensorboard is not None:
             self.tensorboard.flush()
         from gencli.media.images import gif_from_pngs
-        from gencli.media.losses import plot_losses
+        from gencli.media.loss_curves import plot_losses
+        from gencli.runs import read_training_rows
 
         frames = sorted((self.run_dir / "samples").glob("step-*.png"))
         frames = [f for f in frames if int(f.stem.split("-")[1]) <= self.model.step]
         gif_from_pngs(frames, self.run_dir / "progress.gif")
-        plot_losses(self.run_dir / "metrics.jsonl", self.run_dir / "losses.png", title=self.run_dir.name)
+        plot_losses(read_training_rows(self.run_dir / METRICS_FILE), self.run_dir / "losses.png", title=self.run_dir.name)
 
     def set_status(self, status: str, **extra) -> None:
         if self.dist.is_main:

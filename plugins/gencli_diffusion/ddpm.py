@@ -20,7 +20,7 @@ from torch import nn
 
 from gencli.data.base import Batch, ImageData, to_float
 from gencli.errors import UserError
-from gencli.models.base import Hyperparameters, Model, TrainDefaults, ema_update
+from gencli.models.base import Figure, Hyperparameters, Model, Options, TrainDefaults, ema_update
 from gencli.models.hparams import require
 from gencli_diffusion.samplers import NoisePredictor, ddim_sample, ddpm_sample, guided
 from gencli_diffusion.schedules import NoiseSchedule
@@ -115,6 +115,31 @@ def ema_decay_at(step: int, decay: float) -> float:
 
 
 # ---------------------------------------------------------------------------- the model
+@dataclasses.dataclass
+class DDPMSampleOptions(Options):
+    """`gencli sample RUN --set key=value` (and `gencli eval`)."""
+
+    steps: int | None = field(default=None, metadata={"help": "sampling steps (default: sampling_steps; all T with sampler=ddpm)"})
+    guidance: float | None = field(default=None, metadata={"help": "classifier-free guidance w (default: the guidance hyperparameter; 1 = none)"})
+    eta: float | None = field(default=None, metadata={"help": "DDIM noise: 0 deterministic, 1 like DDPM (default: the eta hyperparameter)"})
+    sampler: Literal["ddim", "ddpm"] | None = field(default=None, metadata={"help": "ddim, or ddpm over all T steps (default: ddim)"})
+
+
+@dataclasses.dataclass
+class DDPMInterpolateOptions(Options):
+    """`gencli interpolate RUN --set key=value`: deterministic DDIM from each interpolated noise."""
+
+    steps: int | None = field(default=None, metadata={"help": "DDIM steps per image (default: sampling_steps)"})
+    guidance: float | None = field(default=None, metadata={"help": "classifier-free guidance w (default: the guidance hyperparameter)"})
+
+
+@dataclasses.dataclass
+class ForwardNoiseOptions(Options):
+    """`gencli sample RUN --figure forward-noise --set key=value`."""
+
+    timesteps: tuple[int, ...] = field(default=(), metadata={"help": "the columns: steps t from 0 (clean) to T (default: 8 from 0 to T)"})
+
+
 class DDPM(Model):
     """Denoising diffusion with DDPM and DDIM sampling, conditional on labels when it has them."""
 
@@ -127,9 +152,12 @@ class DDPM(Model):
         image_size=32, channels=3, batch_size=16, steps=150, sample_every=75, checkpoint_every=150)
     # Conditional whenever it was trained on labelled data; ``num_classes == 0`` means unconditional.
     conditional: ClassVar[bool] = True
-    sample_options: ClassVar[frozenset[str]] = frozenset({"steps", "guidance", "eta", "sampler"})
-    interpolate_options: ClassVar[frozenset[str]] = frozenset({"steps", "guidance"})
-    figures: ClassVar[frozenset[str]] = frozenset({"forward-noise"})
+    SampleOptions: ClassVar[type] = DDPMSampleOptions
+    InterpolateOptions: ClassVar[type] = DDPMInterpolateOptions
+    figures: ClassVar[dict[str, Figure]] = {
+        "forward-noise": Figure("held-out images noised by the forward process at several steps t (one row each)",
+                                ForwardNoiseOptions, needs_data=True),
+    }
 
     @classmethod
     def check_shape(cls, image_size: int, channels: int) -> None:
@@ -268,7 +296,7 @@ class DDPM(Model):
     # ------------------------------------------------------------------ option checks
     def _figure_timesteps(self, timesteps: Any) -> list[int]:
         T = self.schedule.timesteps
-        if timesteps is None:
+        if not timesteps:
             return sorted({round(f * T) for f in FORWARD_NOISE_FRACTIONS})
         items = timesteps.split(",") if isinstance(timesteps, str) else list(timesteps)
         try:
@@ -287,25 +315,25 @@ class DDPM(Model):
             raise UserError(f"unknown sampler {sampler!r}; ddpm samples with: {', '.join(SAMPLERS)}")
         if steps is None:
             steps = T if sampler == "ddpm" else self.hp.sampling_steps
-        steps = _number(steps, int, "--steps")
+        steps = _number(steps, int, "steps")
         if not 1 <= steps <= T:
-            raise UserError(f"--steps must be between 1 and {T} (the model's diffusion steps), got {steps}")
+            raise UserError(f"steps must be between 1 and {T} (the model's diffusion steps), got {steps}")
         if sampler is None:
             sampler = "ddpm" if steps == T and eta is None else "ddim"
         if sampler == "ddpm" and steps != T:
-            raise UserError(f"the ddpm sampler runs all {T} steps; use --sampler ddim for --steps {steps}")
+            raise UserError(f"the ddpm sampler runs all {T} steps; use sampler=ddim for steps={steps}")
         if sampler == "ddpm" and eta is not None:
-            raise UserError("--eta sets the ddim sampler's noise; the ddpm sampler has none to set")
-        eta = self.hp.eta if eta is None else _number(eta, float, "--eta")
+            raise UserError("eta sets the ddim sampler's noise; the ddpm sampler has none to set")
+        eta = self.hp.eta if eta is None else _number(eta, float, "eta")
         if not 0 <= eta <= 1:
-            raise UserError(f"--eta must be between 0 and 1, got {eta}")
+            raise UserError(f"eta must be between 0 and 1, got {eta}")
         if guidance is not None:
-            guidance = _number(guidance, float, "--guidance")
+            guidance = _number(guidance, float, "guidance")
             if not self.num_classes:
-                raise UserError("--guidance needs a model trained on labelled data; "
+                raise UserError("guidance needs a model trained on labelled data; "
                                 "this ddpm was trained without labels")
             if guidance < 0:
-                raise UserError(f"--guidance must be 0 or more, got {guidance}")
+                raise UserError(f"guidance must be 0 or more, got {guidance}")
         return steps, guidance, eta, sampler
 
     def _conditioning(self, n: int, labels: torch.Tensor | None, guidance: float | None,
@@ -316,7 +344,7 @@ class DDPM(Model):
         has_unconditional = self.hp.label_dropout > 0
         if guidance is not None and guidance != 1 and not has_unconditional:
             raise UserError("this ddpm was trained with label_dropout 0, so it has no unconditional prediction "
-                            "to guide with; use --guidance 1")
+                            "to guide with; use --set guidance=1")
         if labels is None and self.num_classes and (guidance is not None or not has_unconditional):
             # Guidance asked for without --label (or no unconditional prediction): random classes.
             labels = torch.randint(0, self.num_classes, (n,), generator=generator).to(self.device)

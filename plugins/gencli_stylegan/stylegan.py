@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +42,7 @@ from torch import nn
 
 from gencli.data.base import Batch, ImageData
 from gencli.errors import UserError
-from gencli.models.base import Hyperparameters, Model, TrainDefaults, ema_update
+from gencli.models.base import Figure, Hyperparameters, Model, Options, TrainDefaults, ema_update
 from gencli.models.hparams import require
 from gencli.nn.gan import ema_copy, nonsaturating_d_loss, nonsaturating_g_loss, r1_penalty
 
@@ -423,9 +424,9 @@ def _truncation(value) -> float:
     try:
         psi = float(value)
     except (TypeError, ValueError):
-        raise UserError(f"--truncation takes a number (1 = off, 0 = the average image), got {value!r}") from None
+        raise UserError(f"truncation takes a number (1 = off, 0 = the average image), got {value!r}") from None
     if not math.isfinite(psi):
-        raise UserError(f"--truncation must be a finite number, got {value!r}")
+        raise UserError(f"truncation must be a finite number, got {value!r}")
     return psi
 
 
@@ -433,6 +434,30 @@ def _choice(value, choices: tuple[str, ...], option: str) -> str:
     if value not in choices:
         raise UserError(f"{option} must be {' or '.join(choices)}, got {value!r}")
     return value
+
+
+@dataclass
+class StyleGANSampleOptions(Options):
+    """`gencli sample RUN --set key=value` (and `gencli eval`)."""
+
+    truncation: float = field(default=1.0, metadata={"help": "truncation psi: pulls w toward its average (1 = off, 0 = the average image)"})
+    noise: Literal["random", "const"] = field(default="random", metadata={"help": "noise inputs: random, or the frozen const maps"})
+
+
+@dataclass
+class StyleGANInterpolateOptions(Options):
+    """`gencli interpolate RUN --set key=value`."""
+
+    space: Literal["w", "z"] = field(default="w", metadata={"help": "walk W in a straight line, or Z on the sphere"})
+    truncation: float = field(default=1.0, metadata={"help": "truncation psi (1 = off)"})
+
+
+@dataclass
+class StyleMixOptions(Options):
+    """`gencli sample RUN --figure style-mix --set key=value`."""
+
+    truncation: float = field(default=1.0, metadata={"help": "truncation psi (1 = off)"})
+    noise: Literal["random", "const"] = field(default="const", metadata={"help": "noise inputs (const: cells differ only by style)"})
 
 
 class StyleGAN(Model):
@@ -448,12 +473,12 @@ class StyleGAN(Model):
     name = "stylegan"
     summary = "StyleGAN2-style generator: mapping network, modulated convs, noise inputs, style mixing, truncation"
     data = "images"
-    default_space = "w"  # `gencli interpolate` walks W in a straight line unless --space z
     Hyperparameters = StyleGANHyperparameters
     defaults = TrainDefaults(image_size=32, channels=3, batch_size=16, steps=300, sample_every=25, checkpoint_every=100)
-    sample_options = frozenset({"truncation", "noise"})
-    interpolate_options = frozenset({"space", "truncation"})
-    figures = frozenset({"style-mix"})
+    SampleOptions = StyleGANSampleOptions
+    InterpolateOptions = StyleGANInterpolateOptions
+    figures = {"style-mix": Figure("coarse styles of row seeds mixed with fine styles of column seeds (StyleGAN fig. 3)",
+                                   StyleMixOptions)}
     # The architecture at toy scale, for conformance tests.
     test_overrides = {"z_dim": 32, "w_dim": 32, "mapping_layers": 2, "channels_max": 32}
 
@@ -605,7 +630,7 @@ class StyleGAN(Model):
 
         ``noise`` is "random" (drawn from ``generator``) or "const" (the frozen noise maps).
         """
-        psi, noise = _truncation(truncation), _choice(noise, NOISE_MODES, "--noise")
+        psi, noise = _truncation(truncation), _choice(noise, NOISE_MODES, "noise")
         G = self.nets["G_ema"]
         w = G.mapping(self._prior(n, generator), psi)
         return self._synthesize(G.broadcast(w), noise, generator)
@@ -617,9 +642,16 @@ class StyleGAN(Model):
 
         In W the truncation is applied here, so ``generate`` takes these ws as they are.
         """
-        space, psi = _choice(space, SPACES, "--space"), _truncation(truncation)
+        space, psi = _choice(space, SPACES, "space"), _truncation(truncation)
         z = self._prior(n, generator)
         return z if space == "z" else self.nets["G_ema"].mapping(z, psi)
+
+    def interpolation_path(self, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor, space: str = "w",
+                           **options) -> torch.Tensor:
+        """Return codes from ``a`` to ``b``: a straight line in W (a learned space), the sphere in Z."""
+        from gencli.models.paths import lerp, slerp
+
+        return lerp(a, b, t) if space == "w" else slerp(a, b, t)
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, space: str = "w",
@@ -628,8 +660,8 @@ class StyleGAN(Model):
 
         Noise is frozen by default so that interpolation frames differ only by their codes.
         """
-        space, psi = _choice(space, SPACES, "--space"), _truncation(truncation)
-        noise = _choice(noise, NOISE_MODES, "--noise")
+        space, psi = _choice(space, SPACES, "space"), _truncation(truncation)
+        noise = _choice(noise, NOISE_MODES, "noise")
         G = self.nets["G_ema"]
         w = G.mapping(z.to(self.device), psi) if space == "z" else z.to(self.device).float()
         return self._synthesize(G.broadcast(w), noise, None)
@@ -646,7 +678,7 @@ class StyleGAN(Model):
         """
         if kind != "style-mix":
             raise UserError(f"stylegan draws the figures: {', '.join(sorted(self.figures))}; not {kind!r}")
-        psi, noise = _truncation(truncation), _choice(noise, NOISE_MODES, "--noise")
+        psi, noise = _truncation(truncation), _choice(noise, NOISE_MODES, "noise")
         k = max(1, round(int(n) ** 0.5))
         G = self.nets["G_ema"]
         rows_w = G.broadcast(G.mapping(self._prior(k, generator), psi))

@@ -9,7 +9,7 @@ import torch
 from gencli.data.base import resize_square, to_float
 from gencli.errors import UserError
 from gencli.models.base import Model
-from gencli.nn.blocks import PatchDiscriminator
+from gencli_translation.networks import PatchDiscriminator
 from gencli.nn.gan import discriminator_loss, generator_loss
 
 GanMode = Literal["lsgan", "ns"]

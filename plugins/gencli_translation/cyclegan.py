@@ -23,7 +23,7 @@ from gencli.data.base import Batch, ImageData
 from gencli.errors import UserError
 from gencli.models.base import Hyperparameters, TrainDefaults
 from gencli.models.hparams import require
-from gencli.nn.blocks import ImagePool, NormKind, PatchDiscriminator, ResnetGenerator, init_weights
+from gencli_translation.networks import ImagePool, NormKind, PatchDiscriminator, ResnetGenerator, init_weights
 
 from gencli_translation.common import (
     PREVIEW_EXAMPLES,

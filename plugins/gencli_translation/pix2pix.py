@@ -25,7 +25,7 @@ from gencli.data.base import Batch, ImageData
 from gencli.errors import UserError
 from gencli.models.base import Hyperparameters, TrainDefaults
 from gencli.models.hparams import require
-from gencli.nn.blocks import NormKind, PatchDiscriminator, UnetGenerator, init_weights, unet_depth
+from gencli_translation.networks import NormKind, PatchDiscriminator, UnetGenerator, init_weights, unet_depth
 
 from gencli_translation.common import (
     PREVIEW_EXAMPLES,

@@ -110,15 +110,15 @@ class ControlVAE(VAE):
             self.beta = controller["beta"].to(self.device, torch.float32)
 
     # -- figures for `gencli eval`
-    def report(self, run_dir: Path) -> list[Path]:
+    def report(self, run) -> list[Path]:
         """Return the figures written: KL and beta over training, the KL against its target."""
         from gencli.media.plots import plot_series
 
         hp = self.hp
         path = plot_series(
-            Path(run_dir) / "metrics.jsonl",
+            run.metrics(),
             ["kl", "beta"],
-            Path(run_dir) / "eval" / "kl-control.png",
+            run.dir / "eval" / "kl-control.png",
             targets={"kl": hp.kl_target},
             bounds={"kl": (0.9 * hp.kl_target, 1.1 * hp.kl_target)},
             title=f"ControlVAE: KL against its target of {hp.kl_target:g} nats (band ±10%), and beta",

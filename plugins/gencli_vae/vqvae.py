@@ -34,7 +34,7 @@ from torch import nn
 from gencli.data.base import Batch, ImageData
 from gencli.errors import UserError
 from gencli.models import hparams
-from gencli.models.base import Hyperparameters, Model, TrainDefaults
+from gencli.models.base import Hyperparameters, Model, Options, TrainDefaults
 from gencli.models.hparams import require
 
 
@@ -395,14 +395,14 @@ class VQVAE(Model):
         return self.decode(self.encode(x))
 
     # -- figures for `gencli eval`
-    def report(self, run_dir: Path) -> list[Path]:
+    def report(self, run) -> list[Path]:
         """Return the figures written: reconstruction error and codebook use over training."""
         from gencli.media.plots import plot_series
 
         path = plot_series(
-            Path(run_dir) / "metrics.jsonl",
+            run.metrics(),
             ["recon", "perplexity", "usage"],
-            Path(run_dir) / "eval" / "codebook.png",
+            run.dir / "eval" / "codebook.png",
             bounds={"perplexity": (1, self.hp.codebook_size), "usage": (0, 1)},
             log_scale=["recon"],
             title=f"VQ-VAE: reconstruction and use of the {self.hp.codebook_size}-code codebook",
@@ -436,14 +436,32 @@ class VQVAEPriorHyperparameters(Hyperparameters):
         require(self.kernel >= 3 and self.kernel % 2 == 1, f"kernel must be odd and >= 3, got {self.kernel}")
 
 
+@dataclass
+class PriorSampleOptions(Options):
+    """`gencli sample RUN --set key=value` (and `gencli eval`)."""
+
+    temperature: float = field(default=1.0, metadata={"help": "softmax temperature of each code (below 1: safer, less varied)"})
+
+    def validate(self) -> None:
+        require(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
+
+
 class VQVAEPrior(Model):
     name = "vqvae-prior"
     summary = "autoregressive prior over a trained VQ-VAE's codes (train with --from RUN)"
     data = "images"
     Hyperparameters = VQVAEPriorHyperparameters
     defaults = TrainDefaults(image_size=32, channels=3, batch_size=32, steps=600, sample_every=200, checkpoint_every=200)
-    sample_options = frozenset({"temperature"})
+    SampleOptions = PriorSampleOptions
     test_overrides = {"channels": 8, "layers": 2, "kernel": 3}
+
+    @classmethod
+    def train_from(cls, hp: VQVAEPriorHyperparameters, source) -> VQVAEPriorHyperparameters:
+        """`gencli train vqvae-prior --from RUN`: the prior models the codes of that vqvae run."""
+        if source.model_name != "vqvae":
+            raise UserError(f"--from {source.dir}: vqvae-prior needs a vqvae run, this is a {source.model_name!r} run")
+        hp.from_run = str(source.dir)
+        return hp
 
     def build_networks(self) -> dict[str, nn.Module]:
         vqvae = self.frozen_vqvae()
@@ -506,7 +524,7 @@ class VQVAEPrior(Model):
     def sample_codes(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
         """Return ``n`` code grids [n, h, w] drawn position by position from the prior."""
         if temperature <= 0:
-            raise UserError(f"--temperature must be > 0, got {temperature}")
+            raise UserError(f"temperature must be > 0, got {temperature}")
         prior = self.nets["prior"]
         codes = torch.zeros(n, self.grid, self.grid, dtype=torch.long, device=self.device)
         for i in range(self.grid):

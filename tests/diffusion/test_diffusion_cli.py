@@ -68,33 +68,33 @@ def test_the_trained_model_samples_with_the_ema_weights_of_its_checkpoint(labell
 
 def test_sample_by_class_name_with_ddim_steps_and_guidance(cli, labelled_run, tmp_path):
     out = tmp_path / "cats.png"
-    result = cli("sample", labelled_run, "--label", "ring", "--steps", "3", "--guidance", "3", "-n", "4", "--out", out)
+    result = cli("sample", labelled_run, "--label", "ring", "--set", "steps=3", "--set", "guidance=3", "-n", "4", "--out", out)
     assert result.exit_code == 0, result.output
     assert Image.open(out).size[0] > 16
 
 
 def test_forward_noise_figure_and_interpolation_from_the_command_line(cli, labelled_run, tmp_path):
-    figure = cli("sample", labelled_run, "--forward-noise", "-n", "2", "--out", tmp_path / "forward.png")
+    figure = cli("sample", labelled_run, "--figure", "forward-noise", "-n", "2", "--out", tmp_path / "forward.png")
     assert figure.exit_code == 0, figure.output
     assert Image.open(tmp_path / "forward.png").size[0] > Image.open(tmp_path / "forward.png").size[1]
-    chosen = cli("sample", labelled_run, "--forward-noise", "-n", "2", "--timesteps", "0,10,20",
+    chosen = cli("sample", labelled_run, "--figure", "forward-noise", "-n", "2", "--set", "timesteps=0,10,20",
                  "--out", tmp_path / "chosen.png")
     assert chosen.exit_code == 0, chosen.output
     width, height = Image.open(tmp_path / "chosen.png").size
     assert Image.open(tmp_path / "forward.png").size[0] > width > height  # 3 columns instead of the default's
-    walk = cli("interpolate", labelled_run, "--steps", "3", "--sample-steps", "2", "--out", tmp_path / "walk.png")
+    walk = cli("interpolate", labelled_run, "--frames", "3", "--set", "steps=2", "--out", tmp_path / "walk.png")
     assert walk.exit_code == 0, walk.output
     assert (tmp_path / "walk.png").exists() and (tmp_path / "walk.gif").exists()
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--steps", "21"], "--steps must be between 1 and 20"),
-    (["--steps", "0"], "--steps must be between 1 and 20"),
+    (["--set", "steps=21"], "steps must be between 1 and 20"),
+    (["--set", "steps=0"], "steps must be between 1 and 20"),
     (["--label", "cat"], "unknown class 'cat'"),
-    (["--sampler", "ddpm", "--steps", "5"], "the ddpm sampler runs all 20 steps"),
-    (["--truncation", "0.7"], "does not take --truncation"),
-    (["--timesteps", "0,10"], "--timesteps chooses the columns of --forward-noise"),
-    (["--forward-noise", "--timesteps", "0,99"], r"timesteps must be whole numbers between 0 and 20, got '0,99'"),
+    (["--set", "sampler=ddpm", "--set", "steps=5"], "the ddpm sampler runs all 20 steps"),
+    (["--set", "truncation=0.7"], "unknown option 'truncation'"),
+    (["--set", "timesteps=0,10"], "unknown option 'timesteps'"),
+    (["--figure", "forward-noise", "--set", "timesteps=0,99"], r"timesteps must be whole numbers between 0 and 20"),
 ])
 def test_bad_sampling_options_end_with_one_line_and_exit_2(cli, labelled_run, args, message):
     result = cli("sample", labelled_run, "-n", "2", *args)
@@ -103,17 +103,17 @@ def test_bad_sampling_options_end_with_one_line_and_exit_2(cli, labelled_run, ar
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--guidance", "2"], "--guidance needs a model trained on labelled data"),
+    (["--set", "guidance=2"], "guidance needs a model trained on labelled data"),
     (["--label", "0"], "was trained without labels"),
 ])
 def test_an_unlabelled_run_refuses_labels_and_guidance(cli, plain_run, args, message):
-    result = cli("sample", plain_run, "-n", "2", "--steps", "2", *args)
+    result = cli("sample", plain_run, "-n", "2", "--set", "steps=2", *args)
     assert result.exit_code == 2
     assert message in result.stderr
 
 
 def test_an_unlabelled_run_samples_unconditionally(cli, plain_run, tmp_path):
-    result = cli("sample", plain_run, "-n", "2", "--steps", "2", "--out", tmp_path / "plain.png")
+    result = cli("sample", plain_run, "-n", "2", "--set", "steps=2", "--out", tmp_path / "plain.png")
     assert result.exit_code == 0, result.output
     assert gencli.load_run(plain_run).num_classes == 0
 

@@ -260,17 +260,17 @@ def test_forward_noise_figure_refuses_bad_input(shapes16, kwargs, message):
 
 # ---------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("labelled, kwargs, message", [
-    (True, {"steps": 0}, "--steps must be between 1 and 50"),
-    (True, {"steps": 51}, "--steps must be between 1 and 50"),
-    (True, {"steps": 2.5}, "--steps must be a whole number"),
-    (False, {"guidance": 2.0}, "--guidance needs a model trained on labelled data"),
+    (True, {"steps": 0}, "steps must be between 1 and 50"),
+    (True, {"steps": 51}, "steps must be between 1 and 50"),
+    (True, {"steps": 2.5}, "steps must be a whole number"),
+    (False, {"guidance": 2.0}, "guidance needs a model trained on labelled data"),
     (False, {"labels": torch.tensor([0, 0])}, "--label needs a model trained on labelled data"),
     (True, {"labels": torch.tensor([0, 6])}, "label 6 is out of range; this model knows 6 classes"),
-    (True, {"guidance": -1.0}, "--guidance must be 0 or more"),
+    (True, {"guidance": -1.0}, "guidance must be 0 or more"),
     (True, {"sampler": "euler"}, "unknown sampler 'euler'"),
     (True, {"sampler": "ddpm", "steps": 10}, "the ddpm sampler runs all 50 steps"),
-    (True, {"sampler": "ddpm", "eta": 0.5}, "--eta sets the ddim sampler's noise"),
-    (True, {"eta": 1.5}, "--eta must be between 0 and 1"),
+    (True, {"sampler": "ddpm", "eta": 0.5}, "eta sets the ddim sampler's noise"),
+    (True, {"eta": 1.5}, "eta must be between 0 and 1"),
 ])
 def test_sampling_refuses_bad_options(labelled, kwargs, message):
     model = make_model(CLASSES if labelled else None).eval()
@@ -280,7 +280,7 @@ def test_sampling_refuses_bad_options(labelled, kwargs, message):
 
 def test_generate_refuses_too_many_steps_too():
     model = make_model(CLASSES).eval()
-    with pytest.raises(UserError, match="--steps must be between 1 and 50"):
+    with pytest.raises(UserError, match="steps must be between 1 and 50"):
         model.generate(model.latents(1, torch.Generator()), steps=51)
 
 

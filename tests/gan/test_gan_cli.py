@@ -62,7 +62,7 @@ def test_train_sample_interpolate(name, cli, tmp_path):
     width, height = Image.open(tmp_path / "grid.png").size
     assert width * height >= 6 * SIZE * SIZE  # six images on the grid
 
-    result = cli("interpolate", run, "--steps", "5", "-o", tmp_path / "walk.png", "--device", "cpu", *label)
+    result = cli("interpolate", run, "--frames", "5", "-o", tmp_path / "walk.png", "--device", "cpu", *label)
     assert result.exit_code == 0, message(result)
     strip = Image.open(tmp_path / "walk.png")
     assert strip.size[0] >= 5 * SIZE > strip.size[1]

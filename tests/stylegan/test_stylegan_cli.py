@@ -80,7 +80,7 @@ def grid_size(path) -> tuple[int, int]:
 
 def test_sample_with_truncation_and_frozen_noise(cli, trained_stylegan, tmp_path):
     out = tmp_path / "samples.png"
-    r = cli("sample", trained_stylegan, "--truncation", "0.7", "--noise", "const", "-n", "4", "--out", out,
+    r = cli("sample", trained_stylegan, "--set", "truncation=0.7", "--set", "noise=const", "-n", "4", "--out", out,
             "--device", "cpu")
     assert r.exit_code == 0, r.stderr
     width, height = grid_size(out)
@@ -89,7 +89,7 @@ def test_sample_with_truncation_and_frozen_noise(cli, trained_stylegan, tmp_path
 
 def test_sample_style_mix_draws_the_grid(cli, trained_stylegan, tmp_path):
     out = tmp_path / "mix.png"
-    r = cli("sample", trained_stylegan, "--style-mix", "-n", "9", "--out", out, "--device", "cpu")
+    r = cli("sample", trained_stylegan, "--figure", "style-mix", "-n", "9", "--out", out, "--device", "cpu")
     assert r.exit_code == 0, r.stderr
     width, height = grid_size(out)
     assert width == height and 4 * SIZE <= width < 5 * SIZE  # (3 + 1) x (3 + 1) images
@@ -98,7 +98,7 @@ def test_sample_style_mix_draws_the_grid(cli, trained_stylegan, tmp_path):
 @pytest.mark.parametrize("space", ["w", "z"])
 def test_interpolate_in_w_and_in_z(cli, trained_stylegan, tmp_path, space):
     out = tmp_path / f"walk-{space}.png"
-    r = cli("interpolate", trained_stylegan, "--space", space, "--steps", "4", "--out", out, "--device", "cpu")
+    r = cli("interpolate", trained_stylegan, "--set", f"space={space}", "--frames", "4", "--out", out, "--device", "cpu")
     assert r.exit_code == 0, r.stderr
     assert out.is_file() and out.with_suffix(".gif").is_file()
     width, height = grid_size(out)
@@ -106,10 +106,10 @@ def test_interpolate_in_w_and_in_z(cli, trained_stylegan, tmp_path, space):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--noise", "frozen"], "--noise must be random or const, got 'frozen'"),
-    (["--style-mix", "--noise", "off"], "--noise must be random or const, got 'off'"),
-    (["--forward-noise"], "cannot draw --forward-noise"),
-    (["--steps", "10"], "does not take --steps"),
+    (["--set", "noise=frozen"], "bad value 'frozen' for 'noise'"),
+    (["--figure", "style-mix", "--set", "noise=off"], "bad value 'off' for 'noise'"),
+    (["--figure", "forward-noise"], "draws no figure 'forward-noise'"),
+    (["--set", "steps=10"], "unknown option 'steps'"),
 ])
 def test_bad_sample_options_exit_2_with_one_line(cli, trained_stylegan, args, message):
     r = cli("sample", trained_stylegan, *args, "--device", "cpu")
@@ -118,8 +118,8 @@ def test_bad_sample_options_exit_2_with_one_line(cli, trained_stylegan, args, me
 
 
 def test_bad_interpolation_space_exits_2(cli, trained_stylegan):
-    r = cli("interpolate", trained_stylegan, "--space", "x", "--device", "cpu")
-    assert r.exit_code == 2 and "--space must be w or z, got 'x'" in r.stderr
+    r = cli("interpolate", trained_stylegan, "--set", "space=x", "--device", "cpu")
+    assert r.exit_code == 2 and "bad value 'x' for 'space'" in r.stderr
 
 
 @pytest.mark.parametrize("args, message", [

@@ -263,11 +263,11 @@ def test_too_few_base_channels_for_the_size_are_refused():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda m: m.sample(2, truncation="strong"), "--truncation takes a number"),
-    (lambda m: m.sample(2, truncation=float("nan")), "--truncation must be a finite number"),
-    (lambda m: m.sample(2, noise="frozen"), "--noise must be random or const, got 'frozen'"),
-    (lambda m: m.latents(2, space="s"), "--space must be w or z, got 's'"),
-    (lambda m: m.generate(torch.zeros(1, 32), space="x"), "--space must be w or z"),
+    (lambda m: m.sample(2, truncation="strong"), "truncation takes a number"),
+    (lambda m: m.sample(2, truncation=float("nan")), "truncation must be a finite number"),
+    (lambda m: m.sample(2, noise="frozen"), "noise must be random or const, got 'frozen'"),
+    (lambda m: m.latents(2, space="s"), "space must be w or z, got 's'"),
+    (lambda m: m.generate(torch.zeros(1, 32), space="x"), "space must be w or z"),
     (lambda m: m.figure("forward-noise", 4), "stylegan draws the figures: style-mix; not 'forward-noise'"),
 ])
 def test_bad_sampling_options_are_user_errors(call, message):

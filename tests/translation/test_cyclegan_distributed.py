@@ -13,7 +13,7 @@ import sys
 
 import torch
 
-from gencli.training.runs import load_trained
+from gencli.runs import load_trained
 
 ARGS = ["train", "cyclegan", "--data", "shapes-unpaired", "--steps", "6", "--batch-size", "2", "--image-size", "16",
         "--seed", "3", "--set", "ngf=8", "--set", "ndf=8", "--set", "blocks=1", "--set", "pool_size=0",

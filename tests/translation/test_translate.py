@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gencli.commands.translate import translate_paths
+from gencli.cli.translate import translate_paths
 from gencli.errors import UserError
 from gencli.models.base import Model
 from gencli.training.engine import TrainConfig, train

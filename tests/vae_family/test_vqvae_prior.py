@@ -8,7 +8,7 @@ import torch
 
 from gencli.errors import UserError
 from gencli.training.engine import TrainConfig, train
-from gencli.training.runs import load_trained
+from gencli.runs import load_trained
 from gencli_vae.vqvae import GatedPixelCNN
 
 VQ = {"hidden": "16", "res_hidden": "8", "res_blocks": "1", "codebook_size": "16", "code_dim": "8", "lr": "5e-3",

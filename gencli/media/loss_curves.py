@@ -1,29 +1,12 @@
-"""The loss-curve figure of a run, drawn from its metrics.jsonl."""
+"""The loss-curve figure of a run (``losses.png``), drawn from the training lines of its metrics.jsonl."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 
-def read_metrics(path: Path) -> list[dict]:
-    """Return the training lines of a metrics.jsonl (skipping eval lines and broken tails)."""
-    rows = []
-    if not path.is_file():
-        return rows
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue  # a line cut by a kill
-        if isinstance(row, dict) and "step" in row and "eval" not in row:
-            rows.append(row)
-    return rows
-
-
-def plot_losses(metrics_path: Path, out: Path, title: str = "") -> Path | None:
-    """Draw each logged loss against the step, one panel per key; None when nothing is logged."""
-    rows = read_metrics(metrics_path)
+def plot_losses(rows: list[dict], out: Path, title: str = "") -> Path | None:
+    """Draw each logged loss of training ``rows`` (metrics.jsonl lines) against the step; None when none."""
     skip = {"step", "epoch", "images_per_s", "time", "lr"}
     keys = [k for k in rows[0] if k not in skip and isinstance(rows[0][k], (int, float))] if rows else []
     if not keys:

@@ -12,17 +12,94 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
 
-import numpy as np
-import torch
+import typer
 
-from gencli.data.base import to_float, to_uint8
-from gencli.data.folders import is_image, list_images
+from gencli.cli.common import DeviceOpt, examples, handle_errors, open_run
 from gencli.errors import UserError
-from gencli.models.base import require_capability
-from gencli.ui.progress import progress_bar
 
-DIRECTIONS = ("a2b", "b2a")
+if TYPE_CHECKING:
+    import torch
+
+EPILOG = examples(
+    "gencli translate RUN photos/ --to b",
+    "gencli translate RUN a.jpg b.jpg --to monet --side-by-side --out pairs/",
+    "gencli translate RUN scans/ --resize-back",
+)
+
+
+@handle_errors
+def translate(
+    run: Annotated[Optional[str], typer.Argument(help="Run directory, checkpoint folder, or model name of an image-to-image model.",
+                                                 show_default=False)] = None,
+    inputs: Annotated[Optional[list[Path]], typer.Argument(help="Image files or folders.", show_default=False)] = None,
+    to: Annotated[Optional[str], typer.Option("--to", help="Target domain: a, b, or a domain name of the run's data.",
+                                              show_default="the model's own direction")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder.", show_default="RUN/translated")] = None,
+    side_by_side: Annotated[bool, typer.Option("--side-by-side", help="Write input | output pairs.")] = False,
+    resize_back: Annotated[bool, typer.Option("--resize-back", help="Resize outputs back to each input's size.")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Images per batch.")] = 16,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Translate images with a trained image-to-image model."""
+    if run is None:
+        raise UserError("give a run and images: gencli translate RUN INPUT...; models that translate: "
+                        + (", ".join(_translation_models()) or "none installed"))
+    from gencli.models.base import require_capability
+
+    loaded, model = open_run(run, device)
+    require_capability(type(model), "translate", "translate images")
+    if not inputs:
+        raise UserError("give at least one image file or folder to translate")
+    direction = direction_to(model, loaded, to) if to is not None else model.directions[0]
+    dest = out or loaded.dir / "translated"
+    if dest.exists() and not dest.is_dir():
+        raise UserError(f"--out {str(dest)!r} is a file; give a folder")
+    c, s, _ = model.image_shape
+    written = translate_paths(model, list(inputs), direction, dest, side_by_side, resize_back, batch_size, s, c, model.device)
+    print(f"{len(written)} image(s) written to {dest}")
+
+
+def _translation_models() -> list[str]:
+    from gencli.plugins import registry
+
+    able = []
+    for name in registry().models:
+        if ":" in name:
+            continue
+        try:
+            from gencli.models.base import has_capability
+
+            if has_capability(registry().model_class(name), "translate"):
+                able.append(name)
+        except UserError:
+            continue
+    return sorted(able)
+
+
+def direction_to(model, run, to: str) -> str:
+    """Return the direction that translates into domain ``to`` (a, b, or a domain's name)."""
+    key = to.lower()
+    if key in ("a", "b"):
+        direction = "b2a" if key == "a" else "a2b"
+    else:
+        domains = [d.lower() for d in (model.domains or _domains_of_dataset(run.data_spec))]
+        if len(domains) != 2 or key not in domains:
+            raise UserError(f"unknown domain {to!r}; use a or b" + (f" or one of {', '.join(domains)}" if domains else ""))
+        direction = "a2b" if domains.index(key) == 1 else "b2a"
+    check_direction(model, direction)
+    return direction
+
+
+def _domains_of_dataset(spec: str) -> list[str]:
+    """Return the two domain names a dataset called ``A2B`` (monet2photo, say) implies."""
+    name = Path(spec).name
+    if "2" in name:
+        a, _, b = name.partition("2")
+        return [a, b]
+    return []
+
 
 
 @dataclass
@@ -52,6 +129,12 @@ def translate_paths(
     Folders contribute the image files directly inside them, by extension. Nothing is written
     until every input has been found and checked to be a readable image.
     """
+    import torch
+
+    from gencli.data.base import to_float, to_uint8
+    from gencli.models.base import require_capability
+    from gencli.ui.progress import progress_bar
+
     require_capability(type(model), "translate", "translate images")
     check_direction(model, direction)
     if batch_size < 1:
@@ -89,7 +172,7 @@ def translate_paths(
 
 def check_direction(model, direction: str) -> None:
     """Raise ``UserError`` unless ``model`` translates in ``direction``."""
-    allowed = tuple(getattr(model, "directions", DIRECTIONS))
+    allowed = tuple(model.directions)
     if direction not in allowed:
         can = " or ".join(allowed)
         raise UserError(f"model {model.name!r} translates {can}, not {direction!r}")
@@ -104,11 +187,13 @@ def collect_images(inputs: Sequence[Path]) -> list[Path]:
         if not path.exists():
             raise UserError(f"input {str(path)!r} does not exist")
         if path.is_dir():
+            from gencli.data.folders import list_images
+
             found = list_images(path)
             if not found:
                 raise UserError(f"input folder {str(path)!r} has no images")
             files += found
-        elif is_image(path):
+        elif _is_image(path):
             files.append(path)
         else:
             raise UserError(f"input {str(path)!r} is not an image (by its extension)")
@@ -155,8 +240,16 @@ def _check_readable(path: Path) -> None:
         raise UserError(f"cannot read image {str(path)!r}: {exc}") from None
 
 
+def _is_image(path: Path) -> bool:
+    from gencli.data.folders import is_image
+
+    return is_image(path)
+
+
 def _read(item: _Item, channels: int) -> torch.Tensor:
     """Return the full-size image of ``item`` as uint8 [C, H, W]; record its size."""
+    import numpy as np
+    import torch
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
@@ -174,6 +267,8 @@ def _read(item: _Item, channels: int) -> torch.Tensor:
 
 def _resize(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Return uint8 [C, H, W] ``image`` resized (not cropped) to ``height`` x ``width``."""
+    import torch
+
     if image.shape[-2:] == (height, width):
         return image
     resized = torch.nn.functional.interpolate(

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from gencli.nn.blocks import (
+from gencli_translation.networks import (
     ImagePool,
     PatchDiscriminator,
     ResnetBlock,

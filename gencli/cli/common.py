@@ -1,0 +1,214 @@
+"""What several commands share: error handling, option types, runs, labels and model options.
+
+No torch at import time: command modules import the layers below inside their bodies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+from gencli.errors import UserError
+
+if TYPE_CHECKING:
+    from gencli.runs import Run
+
+state = {"debug": False, "quiet": False}
+
+
+def handle_errors(fn):
+    """Turn ``UserError`` into one stderr line and exit code 2; KeyboardInterrupt into 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            if state["debug"]:
+                raise
+            from gencli.ui.console import error
+
+            error(str(exc))
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            if state["debug"]:
+                raise
+            print("interrupted", file=sys.stderr)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def examples(*lines: str) -> str:
+    """Return a help epilog listing example command lines (Rich keeps the line breaks of a \\b block)."""
+    body = "\n".join(f"  {line}" for line in lines)
+    return f"[bold]Examples[/]\n\n{body}"
+
+
+# ------------------------------------------------------------------ completion
+def complete_models(incomplete: str) -> list[str]:
+    from gencli.plugins import registry
+
+    return sorted(k for k in registry().models if ":" not in k and k.startswith(incomplete))
+
+
+def complete_datasets(incomplete: str) -> list[str]:
+    from gencli.plugins import registry
+
+    names = sorted(k for k in registry().datasets if ":" not in k and k.startswith(incomplete))
+    return names or [str(p) + "/" for p in Path(".").glob(incomplete + "*") if p.is_dir()]
+
+
+def complete_runs(incomplete: str) -> list[str]:
+    """Run directories under the runs root (and folders from the current one), then model names."""
+    from gencli.runs import RUN_FILE, runs_root
+
+    found = [str(p.parent) for p in runs_root().glob(f"*/{RUN_FILE}") if str(p.parent).startswith(incomplete)]
+    found += [str(p) for p in Path(".").glob(incomplete + "*") if (p / RUN_FILE).is_file() and str(p) not in found]
+    return sorted(found) + complete_models(incomplete)
+
+
+# ------------------------------------------------------------------ shared option types
+RunArg = Annotated[str, typer.Argument(metavar="RUN", help="Run directory, checkpoint folder, or model name (its latest run).",
+                                       autocompletion=complete_runs, show_default=False)]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed: same seed, same images.")]
+SetOpt = Annotated[Optional[list[str]], typer.Option(
+    "--set", metavar="KEY=VALUE",
+    help="A model option (repeatable); `gencli models --info MODEL` lists them.", show_default=False)]
+LabelOpt = Annotated[Optional[str], typer.Option(
+    "--label", "-l", help="Class index or name (conditional models).", show_default=False)]
+
+
+# ------------------------------------------------------------------ runs and outputs
+def open_run(ref: str, device: str = "auto") -> tuple["Run", Any]:
+    """Return (run, its trained model on ``device``)."""
+    from gencli.runs import Run
+    from gencli.training.engine import resolve_device
+
+    run = Run.open(ref)
+    return run, run.load_model(device=str(resolve_device(device)))
+
+
+def output_file(out: Path | None, run: "Run", kind: str, suffix: str = ".png") -> Path:
+    """Return where a command writes one file: ``--out`` checked, or a new path in the run's ``generated/``."""
+    if out is None:
+        return run.output_path(kind, suffix)
+    out = Path(out)
+    if out.is_dir():
+        raise UserError(f"--out {str(out)!r} is a folder; give a file name such as {str(out / (kind + suffix))!r}")
+    if out.exists() and not out.is_file():
+        raise UserError(f"--out {str(out)!r} is not a regular file; give a new file name")
+    if out.exists():
+        raise UserError(f"--out {str(out)!r} already exists; choose a new name (nothing is overwritten)")
+    _check_parent(out)
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".gif"):
+        raise UserError(f"--out {str(out)!r} needs an image suffix such as .png")
+    return out
+
+
+def output_folder(out: Path | None, run: "Run", kind: str) -> Path:
+    """Return a folder to write many files into: ``--out`` (new or empty) or a new one in the run."""
+    if out is None:
+        return run.output_path(kind, "")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {str(out)!r} is a file; give a folder")
+    if out.is_dir() and any(out.iterdir()):
+        raise UserError(f"--out {str(out)!r} is not empty; choose a new folder (nothing is overwritten)")
+    _check_parent(out)
+    return out
+
+
+def _check_parent(out: Path) -> None:
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"--out {str(out)!r} lies under {str(parent)!r}, which is a file")
+            if not os.access(parent, os.W_OK):
+                raise UserError(f"--out {str(out)!r}: cannot write in {str(parent)!r} (permission denied)")
+            return
+
+
+def check_count(n: int, what: str = "--n", limit: int = 100_000) -> None:
+    """Refuse counts below 1, and counts too large to hold, before anything is allocated."""
+    if n < 1:
+        raise UserError(f"{what} must be at least 1, got {n}")
+    if n > limit:
+        raise UserError(f"{what} {n} is more than gencli writes in one command ({limit:,}); run it in parts")
+
+
+# ------------------------------------------------------------------ labels
+def parse_labels(model, text: str | None) -> list[int] | None:
+    """Return the class indices ``--label`` names: one index or name, a comma list, or ``all``."""
+    if text is None:
+        return None
+    if not model.conditional or model.num_classes == 0:
+        why = "was trained without labels" if model.conditional else "is not conditional"
+        able = conditional_models()
+        raise UserError(f"--label given, but model {model.name!r} {why}"
+                        + (f"; conditional models: {', '.join(able)}" if able else ""))
+    classes = model.classes
+    if text.strip().lower() == "all":
+        return list(range(len(classes)))
+    out = []
+    for item in (text.split(",") if text not in classes else [text]):
+        item = item.strip()
+        if item in classes:
+            out.append(classes.index(item))
+            continue
+        try:
+            index = int(item)
+        except ValueError:
+            from gencli.errors import did_you_mean
+
+            raise UserError(f"unknown class {item!r}{did_you_mean(item, classes)}; classes: {', '.join(classes)}") from None
+        if not 0 <= index < len(classes):
+            raise UserError(f"label {index} is out of range: this model has {len(classes)} classes (0-{len(classes) - 1})")
+        out.append(index)
+    if not out:
+        raise UserError("--label is empty; give a class index or name, a comma list, or all")
+    return out
+
+
+def one_label(model, text: str | None) -> int | None:
+    """Return the one class ``--label`` names (commands that draw a single class)."""
+    labels = parse_labels(model, text)
+    if labels is None:
+        return None
+    if len(labels) != 1:
+        raise UserError(f"--label names {len(labels)} classes here; this command takes one")
+    return labels[0]
+
+
+def conditional_models() -> list[str]:
+    from gencli.plugins import registry
+
+    able = []
+    for name, spec in registry().models.items():
+        if ":" in name:
+            continue
+        try:
+            if registry().model_class(name).conditional:
+                able.append(name)
+        except UserError:
+            continue
+    return sorted(able)
+
+
+# ------------------------------------------------------------------ model-declared options
+def model_options(model, options_cls: type, pairs: list[str] | None, command: str) -> dict[str, Any]:
+    """Return the ``--set`` options of ``command`` parsed and checked by ``options_cls``, as keyword arguments."""
+    from gencli.models import hparams
+
+    values = hparams.parse_assignments(pairs or [])
+    if values and not dataclasses.fields(options_cls):
+        raise UserError(f"model {model.name!r} takes no {command} options (--set {next(iter(values))}=...)")
+    options = hparams.build(options_cls, values, source=f"--set for {model.name} {command}", what="option")
+    return {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}

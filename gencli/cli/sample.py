@@ -1,0 +1,108 @@
+"""`gencli sample`: images, class grids and model-declared figures from a trained model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from gencli.cli.common import (DeviceOpt, LabelOpt, RunArg, SeedOpt, SetOpt, check_count, examples, handle_errors,
+                               model_options, open_run, output_file, output_folder, parse_labels)
+from gencli.errors import UserError
+
+EPILOG = examples(
+    "gencli sample vae --n 64",
+    "gencli sample cvae --label all --n 8",
+    "gencli sample RUN --set guidance=3 --set sampler=ddim --label ring",
+    "gencli sample RUN --figure style-mix",
+)
+
+
+@handle_errors
+def sample(
+    run: RunArg,
+    n: Annotated[Optional[int], typer.Option("--n", "-n", help="How many images (per class with several --label classes).",
+                                             show_default="64, or 8 per class")] = None,
+    grid: Annotated[bool, typer.Option("--grid/--no-grid", help="One grid PNG, or one PNG per image (a folder per class).")] = True,
+    label: LabelOpt = None,
+    figure: Annotated[Optional[str], typer.Option("--figure", help="Draw a figure the model declares (`gencli models --info MODEL`).",
+                                                  show_default=False)] = None,
+    set_: SetOpt = None,
+    seed: SeedOpt = 0,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output PNG (grid) or new folder (--no-grid).",
+                                                show_default="RUN/generated/")] = None,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Generate images from a trained model. A conditional model takes `--label` (a class, a list, or all)."""
+    import torch
+
+    if n is not None:
+        check_count(n)
+    loaded, model = open_run(run, device)
+    if figure is not None:
+        print(_figure(loaded, model, figure, n or 16, set_, seed, out))
+        return
+    from gencli.models.base import require_capability
+
+    require_capability(type(model), "sample")
+    options = model_options(model, type(model).SampleOptions, set_, "sample")
+    classes = parse_labels(model, label)
+    g = torch.Generator().manual_seed(seed)
+    if classes is not None and (len(classes) > 1 or (label or "").strip().lower() == "all"):
+        per_class = n or 8
+        check_count(per_class * len(classes), "--n times the classes")
+        labels = torch.tensor(classes, device=model.device).repeat_interleave(per_class)
+        with torch.no_grad():
+            images = model.sample(len(labels), labels, g, **options).float()
+        names = [model.classes[c] for c in classes]
+        if grid:
+            from gencli.media.labelled import save_class_grid
+
+            print(save_class_grid(images, names, per_class, output_file(out, loaded, "classes")))
+        else:
+            from gencli.media.images import save_images
+
+            folder = output_folder(out, loaded, "classes")
+            for i, name in enumerate(names):
+                save_images(images[i * per_class : (i + 1) * per_class], folder / _safe(name))
+            print(folder)
+        return
+    count = n or 64
+    labels = torch.full((count,), classes[0], dtype=torch.long, device=model.device) if classes else None
+    with torch.no_grad():
+        images = model.sample(count, labels, g, **options).float()
+    from gencli.media.images import save_grid, save_images
+
+    if grid:
+        print(save_grid(images, output_file(out, loaded, "samples"), max(1, round(count**0.5))))
+    else:
+        folder = output_folder(out, loaded, "samples")
+        paths = save_images(images, folder)
+        print(folder if len(paths) > 1 else paths[0])
+
+
+def _figure(run, model, name: str, n: int, pairs: list[str] | None, seed: int, out: Path | None) -> Path:
+    """Draw the figure ``name`` the model declares; the core names and saves it."""
+    import torch
+
+    from gencli.media.images import save_grid
+
+    declared = type(model).figures
+    if name not in declared:
+        from gencli.errors import did_you_mean
+
+        can = ", ".join(sorted(declared)) or "none"
+        raise UserError(f"model {model.name!r} draws no figure {name!r}{did_you_mean(name, declared)}; its figures: {can}")
+    spec = declared[name]
+    options = model_options(model, spec.Options, pairs, f"--figure {name}")
+    if spec.needs_data:
+        options["data"] = run.data("test")
+    with torch.no_grad():
+        images, nrow = model.figure(name, n, torch.Generator().manual_seed(seed), **options)
+    return save_grid(images.float(), output_file(out, run, name), nrow)
+
+
+def _safe(name: str) -> str:
+    """Return a class name fit for a folder name."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".") or "class"

@@ -1,0 +1,132 @@
+"""`gencli train`: train a model and write a run directory."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from gencli.cli.common import complete_datasets, complete_models, complete_runs, examples, handle_errors, state
+from gencli.errors import UserError
+
+TRAIN_PANEL = "Training"
+DATA_PANEL = "Data"
+RUN_PANEL = "Run directory"
+SYSTEM_PANEL = "Device and precision"
+
+EPILOG = examples(
+    "gencli train vae",
+    "gencli train cvae --data mnist --epochs 10 --set latent_dim=2",
+    "gencli train vqvae-prior --from runs/vqvae-shapes-20261129-101500",
+    "gencli train --resume runs/vae-shapes-20261129-101500 --steps 2000",
+)
+
+
+@handle_errors
+def train(
+    model: Annotated[Optional[str], typer.Argument(help="Model name (see `gencli models`); omit with --resume or --config.",
+                                                   autocompletion=complete_models, show_default=False)] = None,
+    data: Annotated[Optional[str], typer.Option("--data", "-d", help="Dataset name, folder, or A,B to label by source.",
+                                                rich_help_panel=DATA_PANEL, autocompletion=complete_datasets)] = None,
+    image_size: Annotated[Optional[int], typer.Option("--image-size", help="Image side in pixels.", rich_help_panel=DATA_PANEL)] = None,
+    channels: Annotated[Optional[int], typer.Option("--channels", help="1 (grey) or 3 (colour).", rich_help_panel=DATA_PANEL)] = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", help="Train for this many passes over the data.", rich_help_panel=TRAIN_PANEL)] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="Train for this many updates (default: the model's).", rich_help_panel=TRAIN_PANEL)] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b", help="Global batch size.", rich_help_panel=TRAIN_PANEL)] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="Learning rate (same as --set lr=...).", rich_help_panel=TRAIN_PANEL)] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, same run.", rich_help_panel=TRAIN_PANEL)] = 0,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE", show_default=False,
+                    help="Hyperparameter (repeatable); `gencli models --info MODEL` lists them.", rich_help_panel=TRAIN_PANEL)] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="TOML file: training options and a \\[hyperparameters] table.",
+                                                   rich_help_panel=TRAIN_PANEL)] = None,
+    from_run: Annotated[Optional[str], typer.Option("--from", metavar="RUN", help="A finished run that a two-stage model trains on top of.",
+                                                    rich_help_panel=TRAIN_PANEL, autocompletion=complete_runs)] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory to create (default runs/MODEL-DATA-TIME).",
+                                                rich_help_panel=RUN_PANEL)] = None,
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue a run from its last checkpoint.", rich_help_panel=RUN_PANEL)] = None,
+    sample_every: Annotated[Optional[int], typer.Option("--sample-every", help="Save a sample grid every N steps.", rich_help_panel=RUN_PANEL)] = None,
+    checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", help="Save a checkpoint every N steps.", rich_help_panel=RUN_PANEL)] = None,
+    tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also log losses and sample grids for TensorBoard (RUN/tensorboard).",
+                                              rich_help_panel=RUN_PANEL)] = False,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.", rich_help_panel=SYSTEM_PANEL)] = "auto",
+    precision: Annotated[str, typer.Option("--precision", help="fp32, bf16 or fp16 (autocast).", rich_help_panel=SYSTEM_PANEL)] = "fp32",
+    compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the networks.", rich_help_panel=SYSTEM_PANEL)] = False,
+    devices: Annotated[int, typer.Option("--devices", help="Processes to launch with torchrun (data parallel).", rich_help_panel=SYSTEM_PANEL)] = 1,
+    sync_bn: Annotated[bool, typer.Option("--sync-bn", help="Synchronise batch norm across processes.", rich_help_panel=SYSTEM_PANEL)] = False,
+) -> None:
+    """Train a model; writes a run directory with checkpoints, samples, a GIF and loss curves."""
+    from gencli.models.hparams import parse_assignments
+
+    if devices < 1:
+        raise UserError(f"--devices must be at least 1, got {devices}")
+    if devices > 1 or sync_bn:  # checked before any process is launched
+        from gencli.training.engine import check_devices, check_sync_bn, resolve_device
+
+        target = resolve_device(device)
+        check_devices(devices, target)
+        if sync_bn:
+            check_sync_bn(target)
+    if devices > 1 and "WORLD_SIZE" not in os.environ:
+        _launch_torchrun(devices)
+        return
+    overrides = parse_assignments(set_ or [])
+    values = dict(model=model, data=data, image_size=image_size, channels=channels, epochs=epochs, steps=steps,
+                  batch_size=batch_size, lr=lr, sample_every=sample_every, checkpoint_every=checkpoint_every,
+                  source=from_run, overrides=overrides)
+    if config is not None:
+        from gencli.training.engine import merge_config_file
+
+        values = merge_config_file(values, config)
+        values.setdefault("seed", seed)
+        values.setdefault("device", device)
+        values.setdefault("precision", precision)
+    else:
+        values = {k: v for k, v in values.items() if v is not None}
+        values.update(seed=seed, device=device, precision=precision)
+    if seed != 0:
+        values["seed"] = seed
+    if device != "auto":
+        values["device"] = device
+    if precision != "fp32":
+        values["precision"] = precision
+    if compile_:
+        values["compile"] = True
+    if resume is None and not values.get("model"):
+        raise UserError("name a model to train (see `gencli models`), or --resume RUN")
+
+    from gencli.training.engine import TrainConfig
+    from gencli.training.engine import train as run_training
+
+    if resume is not None:
+        values["model"] = values.get("model") or ""
+    cfg = TrainConfig(out=out, resume=resume, sync_bn=sync_bn, tensorboard=tensorboard, quiet=state["quiet"], **values)
+    run_dir = run_training(cfg)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one line for the run, not one per process
+        print(run_dir)
+
+
+def _launch_torchrun(devices: int) -> None:
+    """Re-run this very command under torchrun with ``devices`` processes."""
+    import signal
+    import subprocess
+
+    cleaned, skip = [], False
+    for a in sys.argv[1:]:
+        if skip:
+            skip = False
+            continue
+        if a == "--devices":
+            skip = True
+            continue
+        if a.startswith("--devices="):
+            continue
+        cleaned.append(a)
+    cmd = [sys.executable, "-m", "gencli.training.launch", "--standalone", f"--nproc_per_node={devices}",
+           "-m", "gencli", *cleaned]
+    proc = subprocess.Popen(cmd)
+    # Ctrl-C reaches torchrun and its workers too: they stop cleanly; this process waits for them
+    signal.signal(signal.SIGINT, lambda *_: None)
+    raise typer.Exit(proc.wait())
