@@ -44,7 +44,7 @@ for family in "${families[@]}"; do
     keep vae-vae-progress.gif "$WORK/vae/progress.gif"
     keep vae-vae-losses.png "$WORK/vae/losses.png"
     gencli sample "$WORK/vae" --n 36 --seed 1 --out "$RAW/vae-vae-samples.png" --device cpu
-    gencli interpolate "$WORK/vae" --steps 8 --from 1 --to 2 --out "$RAW/vae-vae-interpolate.png" --device cpu
+    gencli interpolate "$WORK/vae" --frames 8 --seeds 1,2 --out "$RAW/vae-vae-interpolate.png" --device cpu
     rm -f "$RAW/vae-vae-interpolate.gif"
     train cvae2d cvae --image-size 16 --steps 800 --sample-every 100 --set latent_dim=2
     gencli sample "$WORK/cvae2d" --label ring --n 16 --seed 1 --out "$RAW/vae-cvae-ring.png" --device cpu
@@ -55,7 +55,7 @@ for family in "${families[@]}"; do
     keep gan-dcgan-progress.gif "$WORK/dcgan/progress.gif"
     keep gan-dcgan-losses.png "$WORK/dcgan/losses.png"
     gencli sample "$WORK/dcgan" --n 36 --seed 1 --out "$RAW/gan-dcgan-samples.png" --device cpu
-    gencli interpolate "$WORK/dcgan" --steps 8 --from 1 --to 2 --out "$RAW/gan-dcgan-interpolate.png" --device cpu
+    gencli interpolate "$WORK/dcgan" --frames 8 --seeds 1,2 --out "$RAW/gan-dcgan-interpolate.png" --device cpu
     rm -f "$RAW/gan-dcgan-interpolate.gif"
     train cgan cgan --image-size 16 --batch-size 32 --steps 1500 --sample-every 150 --set g_width=32 --set d_width=32
     keep gan-cgan-progress.gif "$WORK/cgan/progress.gif"
@@ -69,9 +69,9 @@ for family in "${families[@]}"; do
     keep stylegan-progress.gif "$WORK/stylegan/progress.gif"
     keep stylegan-losses.png "$WORK/stylegan/losses.png"
     gencli sample "$WORK/stylegan" --n 36 --seed 1 --out "$RAW/stylegan-samples.png" --device cpu
-    gencli sample "$WORK/stylegan" --n 36 --seed 1 --truncation 0.5 --out "$RAW/stylegan-truncation-0.5.png" --device cpu
-    gencli sample "$WORK/stylegan" --style-mix --n 16 --seed 1 --out "$RAW/stylegan-style-mix.png" --device cpu
-    gencli interpolate "$WORK/stylegan" --space w --steps 8 --out "$RAW/stylegan-interpolate-w.png" --device cpu
+    gencli sample "$WORK/stylegan" --n 36 --seed 1 --set truncation=0.5 --out "$RAW/stylegan-truncation-0.5.png" --device cpu
+    gencli sample "$WORK/stylegan" --figure style-mix --n 16 --seed 1 --out "$RAW/stylegan-style-mix.png" --device cpu
+    gencli interpolate "$WORK/stylegan" --set space=w --frames 8 --out "$RAW/stylegan-interpolate-w.png" --device cpu
     rm -f "$RAW/stylegan-interpolate-w.gif"
     ;;
   translation)
@@ -88,9 +88,9 @@ for family in "${families[@]}"; do
     keep diffusion-ddpm-progress.gif "$WORK/ddpm/progress.gif"
     keep diffusion-ddpm-losses.png "$WORK/ddpm/losses.png"
     # the same initial noise with and without the class: what guidance does
-    gencli sample "$WORK/ddpm" --label ring --guidance 3 --steps 50 --n 16 --seed 1 --out "$RAW/diffusion-ddpm-ring.png" --device cpu
-    gencli sample "$WORK/ddpm" --steps 50 --n 16 --seed 1 --out "$RAW/diffusion-ddpm-unconditional.png" --device cpu
-    gencli sample "$WORK/ddpm" --forward-noise --n 4 --seed 1 --out "$RAW/diffusion-forward-noise.png" --device cpu
+    gencli sample "$WORK/ddpm" --label ring --set guidance=3 --set steps=50 --n 16 --seed 1 --out "$RAW/diffusion-ddpm-ring.png" --device cpu
+    gencli sample "$WORK/ddpm" --set steps=50 --n 16 --seed 1 --out "$RAW/diffusion-ddpm-unconditional.png" --device cpu
+    gencli sample "$WORK/ddpm" --figure forward-noise --n 4 --seed 1 --out "$RAW/diffusion-forward-noise.png" --device cpu
     ;;
   *)
     echo "unknown family $family (vae, gan, stylegan, translation, diffusion)" >&2
