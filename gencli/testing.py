@@ -463,8 +463,10 @@ def check_training(model: str | type, settings: Settings | None = None) -> Path:
         if info.get("status") != "finished" or info.get("step") != settings.steps:
             fail(name, f"the run ended with status {info.get('status')!r} at step {info.get('step')}, "
                        f"not finished at {settings.steps}")
-        rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-        steps = [r["step"] for r in rows if "step" in r and "eval" not in r]
+        from gencli.runs import Run
+
+        rows = Run.open(run_dir).metrics()
+        steps = [r["step"] for r in rows]
         if steps != list(range(1, settings.steps + 1)):
             fail(name, f"logged steps {steps}, expected 1..{settings.steps} (model.step is the engine's to increment)")
         for row in rows:
@@ -754,7 +756,7 @@ _PLUGIN_PROBE = textwrap.dedent("""
 
 
 def check_plugin(*modules: str) -> None:
-    """Check plugin modules (e.g. ``"gencli_vae.plugin"``) in a fresh interpreter.
+    """Check plugin modules (e.g. ``"gencli_mymodel.plugin"``) in a fresh interpreter.
 
     Each must import without importing torch (so ``gencli --help`` and ``gencli models`` stay
     fast), declare a ``GENCLI_API`` this gencli speaks, and register ``ModelSpec``s whose name and

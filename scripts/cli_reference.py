@@ -80,6 +80,9 @@ def _command_section(command, ctx, level: str) -> list[str]:
             panels.setdefault(p.rich_help_panel or "Options", []).append(record)
     for panel in sorted(panels, key=lambda name: name != "Options"):  # the unnamed panel first, as --help does
         lines += [f"**{panel}**", ""] + _options_table(panels[panel]) + [""]
+    examples = [line.strip() for line in (command.epilog or "").splitlines()[1:] if line.strip()]
+    if examples:  # the epilog: a "[bold]Examples[/]" line, then one command per line
+        lines += ["Examples:", "", "```bash", *examples, "```", ""]
     return lines
 
 
@@ -101,7 +104,10 @@ def render() -> str:
     lines.append("")
     lines += _command_section(root, ctx, "##")
     for name, cmd in commands:
-        lines += _command_section(cmd, cmd.context_class(cmd, info_name=name, parent=ctx), "##")
+        sub_ctx = cmd.context_class(cmd, info_name=name, parent=ctx)
+        lines += _command_section(cmd, sub_ctx, "##")
+        for sub_name, sub in getattr(cmd, "commands", {}).items():  # a group's own commands, e.g. plugins new
+            lines += _command_section(sub, sub.context_class(sub, info_name=sub_name, parent=sub_ctx), "##")
     return "\n".join(lines).rstrip() + "\n"
 
 

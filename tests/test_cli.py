@@ -94,7 +94,7 @@ def test_run_level_mistakes(cli, trained_vae, tmp_path):
         (["sample", str(trained_vae), "--set", "truncation=0.5"], "model 'vae' takes no sample options"),
         (["sample", str(trained_vae), "--n", "0"], "--n must be at least 1"),
         (["sample", str(tmp_path)], "not a gencli run"),
-        (["translate", str(trained_vae), str(tmp_path)], "cannot translate; it can: sample"),
+        (["translate", str(trained_vae), str(tmp_path)], "cannot translate images; it can: sample"),
         (["interpolate", str(trained_vae), "--latent-grid", "4"], "needs a model with a 2-D latent"),
         (["train", "vae", "--out", str(trained_vae)], "already holds a run"),
         (["train", "--resume", str(trained_vae)], "already reached step 4 of 4"),

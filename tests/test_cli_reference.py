@@ -116,3 +116,16 @@ def test_model_tables_are_the_models_own_fields():
     names = [line.split("|")[1].strip(" `") for line in table.splitlines()[2:]]
     assert names == list(fields(registry().model("vae").load().Hyperparameters))
     assert model_docs.table("no-such-model") is None
+
+
+def test_help_keeps_square_brackets_and_ends_with_examples():
+    r = subprocess.run([sys.executable, "-m", "gencli", "train", "--help"], capture_output=True, text=True, timeout=120,
+                       env={**__import__("os").environ, "COLUMNS": "200"})
+    assert "[hyperparameters]" in r.stdout  # not eaten as Rich markup
+    from gencli.cli import app
+    import typer.main
+
+    root = typer.main.get_command(app)
+    for name, command in root.commands.items():
+        examples = [line for line in (command.epilog or "").splitlines()[1:] if line.strip().startswith("gencli")]
+        assert 2 <= len(examples) <= 4, f"gencli {name} --help should end with two to four examples"

@@ -257,13 +257,18 @@ def test_help_imports_no_torch_and_version_loads_no_plugin():
 # ------------------------------------------------------------------ the contract, checked on the source
 BUILTIN_MODELS = ("vae", "cvae", "beta-vae", "controlvae", "vqvae", "vqvae-prior", "gan", "dcgan", "wgan", "wgan-gp",
                   "ssgan", "cgan", "stylegan", "cyclegan", "pix2pix", "ddpm")
-FAMILIES = ("stylegan", "diffusion", "cyclegan", "pix2pix", "vqvae", "controlvae", "wgan", "ssgan", "dcgan", "cvae", "ddpm")
+# Names specific enough to mean a built-in model or its plugin package ("vae" and "gan" also name
+# the kinds of model gencli is about, and the shared GAN losses).
+FAMILIES = ("cvae", "beta-vae", "controlvae", "vqvae", "vqvae-prior", "dcgan", "wgan", "wgan-gp", "ssgan", "cgan",
+            "stylegan", "cyclegan", "pix2pix", "ddpm", "gencli_vae", "gencli_gan", "gencli_stylegan",
+            "gencli_translation", "gencli_diffusion")
 
 
 def test_the_core_names_no_built_in_model_or_family():
-    """Nothing under gencli/ (but the dataset catalogue, which names datasets after their papers) names a model."""
+    """Nothing under gencli/ names a built-in model: only the dataset catalogue, whose archives are published
+    under those projects' names (cyclegan-maps, pix2pix's facades), may say them."""
     pattern = re.compile(r"(?<![\w-])(" + "|".join(re.escape(m) for m in FAMILIES) + r")(?![\w])", re.IGNORECASE)
-    exempt = {"gencli/data/archives.py", "gencli/data/catalog.py", "gencli/testing.py"}
+    exempt = {"gencli/data/archives.py"}
     offenders = []
     for path in sorted((ROOT / "gencli").rglob("*.py")):
         rel = path.relative_to(ROOT).as_posix()

@@ -14,7 +14,7 @@ from gencli.errors import UserError
 EPILOG = examples(
     "gencli interpolate vae --seeds 1,2 --frames 10",
     "gencli interpolate vae --images a.png --images b.png",
-    "gencli interpolate cvae --latent-grid 8 --label 8",
+    "gencli interpolate RUN --latent-grid 8 --label 8",
     "gencli interpolate RUN --set space=z",
 )
 

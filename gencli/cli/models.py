@@ -11,8 +11,8 @@ from gencli.cli.common import complete_models, examples, handle_errors
 
 EPILOG = examples(
     "gencli models",
-    "gencli models --info stylegan",
-    "gencli models --info ddpm --json",
+    "gencli models --info MODEL",
+    "gencli models --info MODEL --json",
 )
 
 

@@ -13,7 +13,7 @@ from gencli.errors import UserError
 
 EPILOG = examples(
     "gencli sample vae --n 64",
-    "gencli sample cvae --label all --n 8",
+    "gencli sample RUN --label all --n 8",
     "gencli sample RUN --set guidance=3 --set sampler=ddim --label ring",
     "gencli sample RUN --figure style-mix",
 )

@@ -19,8 +19,8 @@ SYSTEM_PANEL = "Device and precision"
 
 EPILOG = examples(
     "gencli train vae",
-    "gencli train cvae --data mnist --epochs 10 --set latent_dim=2",
-    "gencli train vqvae-prior --from runs/vqvae-shapes-20261129-101500",
+    "gencli train MODEL --data mnist --epochs 10 --set lr=1e-3",
+    "gencli train MODEL --from RUN",
     "gencli train --resume runs/vae-shapes-20261129-101500 --steps 2000",
 )
 

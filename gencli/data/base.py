@@ -35,7 +35,7 @@ class DataRequest:
     split: str = "train"  # "train" or "test" (the held-out split)
     seed: int = 0
     # Translation models train on random crops of a larger load size (286 for 256, as in the
-    # CycleGAN paper); builders resize to ``load_size`` and the stream crops to ``image_size``.
+    # unpaired translation paper of Zhu et al. 2017); builders resize to ``load_size`` and the stream crops to ``image_size``.
     load_size: int | None = None
     # Free-form options a builder may read, e.g. {"direction": "BtoA"} for paired folders.
     options: dict = field(default_factory=dict, hash=False, compare=False)

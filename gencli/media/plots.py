@@ -108,7 +108,7 @@ def plot_series(
 ) -> Path | None:
     """Write one panel per key of the training ``rows`` against the step; None when none was logged.
 
-    ``targets`` draws a dashed line at a key's target (e.g. ``{"kl": 8}`` for ControlVAE),
+    ``targets`` draws a dashed line at a key's target (e.g. ``{"kl": 8}`` for a KL controller),
     ``bounds`` shades a key's allowed range (e.g. ``{"beta": (1, 50)}``), ``log_scale`` lists
     keys drawn on a log axis.
     """

@@ -241,7 +241,7 @@ class Model:
         """Return the codes between latents ``a`` and ``b`` at fractions ``t`` (one row per t).
 
         Gaussian codes are walked on the sphere, so every frame has a typical norm; a model whose
-        latents live in a learned space (StyleGAN's W) overrides this with a straight line.
+        latents live in a learned space (a style-based generator's W) overrides this with a straight line.
         """
         from gencli.models.paths import slerp
 

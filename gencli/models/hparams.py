@@ -10,13 +10,18 @@ No torch here.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
+import sys
 import types
 import typing
 from pathlib import Path
 from typing import Any, Literal
 
 from gencli.errors import UserError, did_you_mean
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the same parser, published separately before Python 3.11
+    import tomli as tomllib
 
 
 def fields(cls) -> dict[str, dataclasses.Field]:
@@ -128,8 +133,11 @@ def read_config(path: str | Path) -> dict[str, Any]:
         raise UserError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
 
 
-def build(cls, values: dict[str, Any], source: str = "--set", what: str = "hyperparameter"):
-    """Return an instance of dataclass ``cls`` (hyperparameters or options) with ``values`` applied and checked."""
+def build(cls, values: dict[str, Any], source: str = "--set", what: str = "hyperparameter", validate: bool = True):
+    """Return an instance of dataclass ``cls`` (hyperparameters or options) with ``values`` applied and checked.
+
+    ``validate=False`` leaves the ``validate`` method to the caller (after it has filled in more).
+    """
     known = fields(cls)
     hints = typing.get_type_hints(cls)
     kwargs = {}
@@ -139,10 +147,16 @@ def build(cls, values: dict[str, Any], source: str = "--set", what: str = "hyper
             raise UserError(f"unknown {what} {key!r} in {source}{did_you_mean(key, known)}; {listing}")
         kwargs[key] = coerce(value, hints[key], key)
     params = cls(**kwargs)
-    validate = getattr(params, "validate", None)
-    if validate is not None:
-        validate()
+    if validate:
+        check(params)
     return params
+
+
+def check(params) -> None:
+    """Run the dataclass's own ``validate`` method, when it has one."""
+    method = getattr(params, "validate", None)
+    if method is not None:
+        method()
 
 
 def to_dict(params) -> dict[str, Any]:

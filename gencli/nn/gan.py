@@ -14,7 +14,7 @@ device, so a checkpoint that restores the RNG state resumes the same trajectory.
   inputs (Zhao et al. 2020, ``diff_augment``), a frozen EMA copy of the generator
   (``ema_copy`` + ``ema_decay_at`` + ``gencli.models.base.ema_update``).
 - Layers and init: spectrally normalised ``sn_conv2d`` / ``sn_linear`` / ``sn_embedding``
-  (Miyato et al. 2018) and the DCGAN initialisation ``init_normal`` (Radford et al. 2016).
+  (Miyato et al. 2018) and the initialisation ``init_normal`` of Radford et al. 2016.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch
     """Return E[(||grad_x D(x_hat)|| - target)^2] over random interpolates x_hat of reals and fakes.
 
     The graph is kept (``create_graph``) so the penalty backpropagates into the critic. Multiply
-    by lambda (10 in the WGAN-GP paper) yourself. ``critic`` maps images to one value per image;
+    by lambda (10 in Gulrajani et al. 2017) yourself. ``critic`` maps images to one value per image;
     wrap conditional critics, e.g. ``lambda x: D(x, labels)``.
     """
     x_hat = interpolates(real, fake)
@@ -267,7 +267,7 @@ def weight_of(module: nn.Module) -> torch.Tensor | None:
 
 
 def init_normal(net: nn.Module, std: float = 0.02) -> nn.Module:
-    """Return ``net`` initialised as in DCGAN: conv/linear weights N(0, std), norm scales N(1, std), biases 0."""
+    """Return ``net`` initialised as Radford et al. 2016 did: conv/linear weights N(0, std), norm scales N(1, std), biases 0."""
     with torch.no_grad():
         for module in net.modules():
             weight = weight_of(module)

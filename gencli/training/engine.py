@@ -225,13 +225,17 @@ def _plan_new(config: TrainConfig) -> Plan:
     values = dict(config.overrides)
     if config.lr is not None:
         values["lr"] = config.lr
-    hp = hparams.build(cls.Hyperparameters, values)
     source = None
     if config.source:
         from gencli.runs import Run
 
         source = Run.open(config.source)
+        # the model records what it needs of the source before its hyperparameters are checked
+        hp = hparams.build(cls.Hyperparameters, values, validate=False)
         hp = cls.train_from(hp, source)
+        hparams.check(hp)
+    else:
+        hp = hparams.build(cls.Hyperparameters, values)
     for name in ("steps", "epochs", "batch_size", "image_size", "channels", "sample_every", "checkpoint_every"):
         _positive(name, getattr(config, name))
     if config.steps is not None and config.epochs is not None:

@@ -232,8 +232,8 @@ def test_a_models_own_report_figures_are_drawn(vae_run, fresh, monkeypatch):
     from gencli.commands.evaluate import evaluate
     from gencli_vae.vae import VAE
 
-    def report(self, run_dir):
-        path = run_dir / "own-figure.png"
+    def report(self, run):
+        path = run.dir / "own-figure.png"
         path.write_bytes(b"png")
         return [path]
 

@@ -29,11 +29,14 @@ def test_metric_series_are_read_from_training_lines_and_drawn_with_targets(tmp_p
     rows = [{"step": s, "kl": 8 + 1 / s, "beta": 1 + s / 10} for s in range(1, 21)]
     rows.insert(5, {"eval": {"fid": 3.0}, "settings": {}})
     metrics.write_text("\n".join(json.dumps(r) for r in rows) + "\n{\"step\": 21, \"kl")  # a cut last line
-    series = read_series(metrics, ["kl", "beta", "absent"])
+    from gencli.runs import read_training_rows
+
+    rows = read_training_rows(metrics)
+    series = read_series(rows, ["kl", "beta", "absent"])
     assert series["kl"][0] == list(range(1, 21)) and series["absent"] == ([], [])
-    out = plot_series(metrics, ["kl", "beta"], tmp_path / "kl.png", targets={"kl": 8}, bounds={"beta": (1, 50)})
+    out = plot_series(rows, ["kl", "beta"], tmp_path / "kl.png", targets={"kl": 8}, bounds={"beta": (1, 50)})
     assert out is not None and out.stat().st_size > 0
-    assert plot_series(metrics, ["absent"], tmp_path / "none.png") is None
+    assert plot_series(rows, ["absent"], tmp_path / "none.png") is None
 
 
 @pytest.mark.parametrize("terminal", [True, False])
