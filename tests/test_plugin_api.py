@@ -320,3 +320,15 @@ def test_the_plugin_api_is_importable_from_the_package_root():
     assert gencli.Model is Model
     for name in ("Hyperparameters", "Options", "Figure", "TrainDefaults", "ModelSpec", "hookimpl", "UserError", "Run"):
         assert getattr(gencli, name) is not None
+
+
+def test_shell_completion_offers_models_datasets_and_runs(tmp_path, monkeypatch):
+    from gencli.cli.common import complete_datasets, complete_models, complete_runs
+
+    assert "vae" in complete_models("v") and "dcgan" not in complete_models("v")
+    assert "shapes" in complete_datasets("sha")
+    run = tmp_path / "runs" / "vae-shapes-1"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text("{}")
+    monkeypatch.setenv("GENCLI_RUNS_DIR", str(tmp_path / "runs"))
+    assert str(run) in complete_runs(str(tmp_path / "runs" / "vae"))

@@ -58,19 +58,29 @@ def complete_models(incomplete: str) -> list[str]:
     return sorted(k for k in registry().models if ":" not in k and k.startswith(incomplete))
 
 
+def _paths(incomplete: str) -> list[Path]:
+    """Return the paths that start with ``incomplete`` (a path typed so far, relative or absolute)."""
+    typed = Path(incomplete or ".")
+    folder, stem = (typed, "") if incomplete.endswith("/") or not incomplete else (typed.parent, typed.name)
+    try:
+        return sorted(p for p in folder.iterdir() if p.name.startswith(stem))
+    except OSError:
+        return []
+
+
 def complete_datasets(incomplete: str) -> list[str]:
     from gencli.plugins import registry
 
     names = sorted(k for k in registry().datasets if ":" not in k and k.startswith(incomplete))
-    return names or [str(p) + "/" for p in Path(".").glob(incomplete + "*") if p.is_dir()]
+    return names or [str(p) + "/" for p in _paths(incomplete) if p.is_dir()]
 
 
 def complete_runs(incomplete: str) -> list[str]:
-    """Run directories under the runs root (and folders from the current one), then model names."""
+    """Run directories under the runs root (and any typed path), then model names."""
     from gencli.runs import RUN_FILE, runs_root
 
     found = [str(p.parent) for p in runs_root().glob(f"*/{RUN_FILE}") if str(p.parent).startswith(incomplete)]
-    found += [str(p) for p in Path(".").glob(incomplete + "*") if (p / RUN_FILE).is_file() and str(p) not in found]
+    found += [str(p) for p in _paths(incomplete) if (p / RUN_FILE).is_file() and str(p) not in found]
     return sorted(found) + complete_models(incomplete)
 
 

@@ -62,3 +62,13 @@ def test_meaningless_hyperparameters_are_refused(key, value, message):
 def test_images_smaller_than_8_px_are_refused():
     with pytest.raises(UserError, match="at least 8 px"):
         Autoencoder.check_shape(4, 3)
+
+
+def test_temperature_pulls_samples_toward_the_average_code():
+    torch.manual_seed(0)
+    model = Autoencoder(AutoencoderHyperparameters(widths=(8, 16), latent_dim=4), (3, 16, 16)).eval()
+    model.nets["prior"].update(torch.ones(4), torch.eye(4) * 4, 0.0)
+    g = lambda: torch.Generator().manual_seed(1)  # noqa: E731 - the same draws for both temperatures
+    mean_image = model.decode(model.nets["prior"].mean[None])
+    hot, cold = (model.sample(64, generator=g(), temperature=t) for t in (1.0, 0.1))
+    assert (cold - mean_image).abs().mean() < 0.5 * (hot - mean_image).abs().mean()

@@ -22,9 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gencli.data.base import Batch
-from gencli.errors import UserError
-from gencli.models.base import Hyperparameters, Model, TrainDefaults
+from gencli import Batch, Hyperparameters, Model, Options, TrainDefaults, UserError
 from gencli.models.hparams import require
 
 
@@ -139,11 +137,22 @@ class AutoencoderHyperparameters(Hyperparameters):
         require(0 <= self.prior_decay < 1, f"prior_decay must be in [0, 1), got {self.prior_decay}")
 
 
+@dataclass
+class AutoencoderSampleOptions(Options):
+    """`gencli sample RUN --set key=value`: how far samples stray from the average code."""
+
+    temperature: float = field(default=1.0, metadata={"help": "scales each code's distance from the mean (below 1: safer samples)"})
+
+    def validate(self) -> None:
+        require(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
+
+
 class Autoencoder(Model):
     name = "ae"
     summary = "deterministic convolutional autoencoder; samples from a Gaussian fitted to its codes"
     data = "images"
     Hyperparameters = AutoencoderHyperparameters
+    SampleOptions = AutoencoderSampleOptions
     defaults = TrainDefaults(image_size=32, channels=3, batch_size=64, steps=600, sample_every=100, checkpoint_every=300)
     # What the conformance kit (gencli.testing) trains with: a tiny network, seconds on a CPU.
     test_overrides = {"widths": (8, 16), "latent_dim": 4}
@@ -207,5 +216,7 @@ class Autoencoder(Model):
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.decode(z)
 
-    def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.decode(self.latents(n, generator))
+    def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None,
+               temperature: float = 1.0) -> torch.Tensor:
+        mean = self.nets["prior"].mean
+        return self.decode(mean + temperature * (self.latents(n, generator) - mean))

@@ -1,7 +1,6 @@
 """The gencli entry point of this distribution: what it adds, described without importing torch."""
 
-from gencli.hookspecs import hookimpl
-from gencli.registry import ModelSpec
+from gencli import ModelSpec, hookimpl
 
 # The plugin API versions this module speaks; gencli refuses to load it when its own differs.
 GENCLI_API = 1
