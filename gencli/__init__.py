@@ -15,9 +15,9 @@ from typing import Any
 __version__ = "0.1.0"
 
 # The plugin API version this core speaks. A plugin declares the versions it supports with a
-# module-level ``GENCLI_API = 1`` (or a tuple of versions); the core refuses one that does not
+# module-level ``GENCLI_API = 2`` (or a tuple of versions); the core refuses one that does not
 # list this version, with a line saying which side to upgrade.
-API_VERSION = 1
+API_VERSION = 2
 
 # name -> module that defines it; imported when first asked for
 _LAZY = {

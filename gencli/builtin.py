@@ -3,7 +3,7 @@
 from gencli.hookspecs import hookimpl
 from gencli.registry import DatasetSpec
 
-GENCLI_API = 1
+GENCLI_API = 2
 
 _SHAPES_INFO = {
     "source": "generated on the fly by gencli (offline, deterministic by seed)",

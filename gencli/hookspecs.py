@@ -29,4 +29,8 @@ def gencli_register_metrics():
 
 @hookspec
 def gencli_register_commands(app):
-    """Add commands to the Typer ``app`` (decorate functions with ``@app.command()``)."""
+    """Add commands to the Typer ``app`` (decorate functions with ``@app.command()``).
+
+    Each plugin gets an app of its own; its commands join gencli's unless a name is taken by a core
+    command or an earlier plugin's, which is then refused with one warning line naming both.
+    """

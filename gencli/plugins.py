@@ -91,7 +91,8 @@ class Registry:
             info = self.plugin(plugin)
             if info is not None and info.error:
                 raise UserError(f"{where}, which failed to load: {info.error}")
-            if info is None and selected_names() is not None and plugin not in (selected_names() or ()):
+            chosen = selected_names()
+            if info is None and chosen is not None and not ({plugin, dist} & chosen):
                 raise UserError(f"{where}, which {ENV_SELECT} leaves out; add {plugin!r} to it")
             raise UserError(f"{where}, which is not installed; install {dist} to use this run")
         try:
@@ -101,7 +102,7 @@ class Registry:
         except BaseException as exc:  # noqa: BLE001 - a model module that fails to import is the plugin's error
             info = self.plugin(spec.plugin)
             dist = f" ({info.distribution})" if info is not None and info.distribution else ""
-            raise UserError(f"model {name!r} of plugin {spec.plugin!r}{dist} failed to load: {_describe(exc)}") from None
+            raise UserError(f"model {name!r} of plugin {spec.plugin!r}{dist} failed to load: {describe_error(exc)}") from None
         _fill_from_spec(cls, spec)
         return cls
 
@@ -148,7 +149,7 @@ def selected_names() -> set[str] | None:
     raw = os.environ.get(ENV_SELECT)
     if raw is None:
         return None
-    return {CORE_PLUGIN} | {name.strip() for name in raw.split(",") if name.strip()}
+    return {name.strip() for name in raw.split(",") if name.strip()}
 
 
 def _entry_points():
@@ -162,7 +163,7 @@ def _entry_points():
     return unique
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
     if isinstance(exc, SystemExit):
         return f"called sys.exit({exc.code!r}) while loading"
     return str(exc) if isinstance(exc, RuntimeError) and str(exc) else f"{type(exc).__name__}: {exc}"
@@ -180,7 +181,7 @@ def _call_hook(pm: pluggy.PluginManager, info: PluginInfo, hook: str, *args) -> 
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # noqa: BLE001 - a plugin's sys.exit() must not end gencli
-            info.error = f"{hook} raised {_describe(exc)}"
+            info.error = f"{hook} raised {describe_error(exc)}"
             return []
     return results
 
@@ -204,7 +205,9 @@ def load_registry(extra: list[tuple[str, ModuleType]] | None = None) -> Registry
             distribution=dist.metadata["Name"] if dist else "",
             version=dist.version if dist else "",
         )
-        if chosen is not None and not ({info.name, info.distribution} & chosen):
+        # the core's own plugin (built-in datasets and metrics) always loads
+        is_core = info.name == CORE_PLUGIN and info.distribution == CORE_DISTRIBUTION
+        if chosen is not None and not is_core and not ({info.name, info.distribution} & chosen):
             continue
         plugins.append(info)
         try:
@@ -214,7 +217,7 @@ def load_registry(extra: list[tuple[str, ModuleType]] | None = None) -> Registry
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # noqa: BLE001 - isolate SystemExit and friends too
-            info.error = _describe(exc)
+            info.error = describe_error(exc)
             continue
         loaded.append(info)
     for name, module in extra or []:

@@ -663,10 +663,11 @@ def check_capabilities(run_dir: str | Path, settings: Settings | None = None, n:
                 if not torch.allclose(first, again, atol=1e-5):
                     fail(name, "sample with two generators of the same seed gave different images; draw from `generator` "
                                "so that `gencli sample --seed` repeats")
-                options = _defaults(type(model).SampleOptions)
-                if options:  # what `gencli sample RUN` passes: every declared option, at its default
-                    _check_images(name, "sample(**SampleOptions())",
-                                  model.sample(n, labels, torch.Generator().manual_seed(0), **options), image)
+                for what in ("SampleOptions", "EvalOptions"):
+                    options = _defaults(getattr(type(model), what) or type(model).SampleOptions)
+                    if options:  # what `gencli sample` / `gencli eval` pass: every declared option, at its default
+                        _check_images(name, f"sample(**{what}())",
+                                      model.sample(n, labels, torch.Generator().manual_seed(0), **options), image)
             if "interpolate" in offered:
                 z = _offered(name, "interpolate", model.latents, n, torch.Generator().manual_seed(0))
                 if not torch.is_tensor(z) or len(z) != n:
@@ -675,7 +676,8 @@ def check_capabilities(run_dir: str | Path, settings: Settings | None = None, n:
                     fail(name, "latents with two generators of the same seed differ; draw from `generator`")
                 _check_images(name, "generate(latents)", _offered(name, "interpolate", model.generate, z, labels), image)
                 options = _defaults(type(model).InterpolateOptions)
-                path = model.interpolation_path(z[:1], z[1:2], torch.linspace(0, 1, 3), **options)
+                ends = model.latents(2, torch.Generator().manual_seed(0), **options)  # as `gencli interpolate` asks
+                path = model.interpolation_path(ends[:1], ends[1:2], torch.linspace(0, 1, 3), **options)
                 _check_images(name, "generate(interpolation_path(...), **InterpolateOptions())",
                               model.generate(path, labels[:3] if labels is not None else None, **options), (3, c, s, s))
                 between = torch.lerp(z[:1], z[1:2], 0.5)
@@ -705,6 +707,11 @@ def check_capabilities(run_dir: str | Path, settings: Settings | None = None, n:
                 _check_images(name, f"figure({kind!r})", images, (len(images), c, s, s))
                 if not (isinstance(nrow, int) and nrow >= 1):
                     fail(name, f"figure({kind!r}) must return (images, images per row >= 1)")
+            from gencli.runs import Run
+
+            figures = model.report(Run.open(run_dir))  # what `gencli eval` draws from the run's metrics
+            if not isinstance(figures, list) or not all(Path(p).is_file() for p in figures):
+                fail(name, "report(run) must return a list of the figure files it wrote")
             images, nrow = model.preview(model.preview_inputs(data, n, settings.seed))
             _check_images(name, "preview", images, (len(images), c, s, s))
             if not (isinstance(nrow, int) and nrow >= 1) or len(images) == 0:

@@ -57,7 +57,7 @@ def test_the_example_declares_a_gencli_entry_point_and_the_api_it_speaks():
     assert PYPROJECT["entry-points"]["gencli"] == {"autoencoder": "gencli_autoencoder.plugin"}
     assert any(dep.startswith("gencli") for dep in PYPROJECT["dependencies"]), "it must say which gencli it needs"
     plugin_source = (EXAMPLE / "src" / "gencli_autoencoder" / "plugin.py").read_text()
-    assert "GENCLI_API = 1" in plugin_source and "import torch" not in plugin_source
+    assert "GENCLI_API = 2" in plugin_source and "import torch" not in plugin_source
 
 
 def test_the_installed_plugin_is_listed_with_its_distribution_and_model(plugin_env, tmp_path):

@@ -18,7 +18,7 @@ PLUGIN = '''
 """A third party's model with its own sampling option, figure and commands."""
 from gencli import ModelSpec, hookimpl
 
-GENCLI_API = 1
+GENCLI_API = 2
 
 
 @hookimpl
@@ -35,6 +35,12 @@ def gencli_register_commands(app):
     @app.command("knobby-hello")
     def hello():
         print("hello from knobby")
+
+    @app.command("knobby-fail")
+    def fail():
+        from gencli import UserError
+
+        raise UserError("knobby cannot do that")
 '''
 
 MODEL = '''
@@ -159,12 +165,14 @@ def test_plugin_commands_join_but_never_replace_a_core_command(knobby):
     assert any(m["name"] == "knobby" for m in json.loads(core.stdout))
     hello = gencli(site, "knobby-hello", cwd=work)
     assert hello.returncode == 0 and hello.stdout.strip() == "hello from knobby"
+    failed = gencli(site, "knobby-fail", cwd=work)  # a plugin command's mistake is one line, exit 2, like ours
+    assert failed.returncode == 2 and failed.stderr == "error: knobby cannot do that\n"
     listed = gencli(site, "--help", cwd=work)
     assert "knobby-hello" in listed.stdout
     warning = [line for line in listed.stderr.splitlines() if "clashes" in line]
     assert len(warning) == 1 and "'knobby'" in warning[0] and "'models'" in warning[0]
     plugins = {p["name"]: p for p in json.loads(gencli(site, "plugins", "--json", cwd=work).stdout)}
-    assert plugins["knobby"]["commands"] == ["knobby-hello"] and plugins["knobby"]["models"] == ["knobby"]
+    assert plugins["knobby"]["commands"] == ["knobby-hello", "knobby-fail"] and plugins["knobby"]["models"] == ["knobby"]
     assert any("'models'" in s for s in plugins["knobby"]["shadowed"])
 
 
@@ -206,7 +214,7 @@ def test_a_plugin_that_exits_or_fails_to_import_its_model_is_isolated(tmp_path):
     (site / "gencli_quitter.py").write_text("import sys\nsys.exit(3)\n")
     (site / "gencli_lame.py").write_text(textwrap.dedent('''
         from gencli import ModelSpec, hookimpl
-        GENCLI_API = 1
+        GENCLI_API = 2
 
         @hookimpl
         def gencli_register_models():

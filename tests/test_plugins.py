@@ -48,7 +48,7 @@ class TinyAE(Model):
 '''
 
 
-def make_distribution(root: Path, name: str, module: str, api: str = "1", broken: bool = False) -> None:
+def make_distribution(root: Path, name: str, module: str, api: str = "2", broken: bool = False) -> None:
     """Write an installed distribution (a module and its .dist-info with entry points) under ``root``."""
     source = "raise RuntimeError('this plugin is broken')\n" if broken else PLUGIN.format(api=api, module=module)
     (root / f"{module}.py").write_text(textwrap.dedent(source))
@@ -94,12 +94,12 @@ def test_api_version_check():
 
     from gencli.plugins import check_api
 
-    check_api(types.SimpleNamespace(GENCLI_API=1))
-    check_api(types.SimpleNamespace(GENCLI_API=(1, 2)))
+    check_api(types.SimpleNamespace(GENCLI_API=2))
+    check_api(types.SimpleNamespace(GENCLI_API=(2, 3)))
     with pytest.raises(RuntimeError, match="upgrade the plugin"):
-        check_api(types.SimpleNamespace(GENCLI_API=0))
+        check_api(types.SimpleNamespace(GENCLI_API=1))  # the options-and-figures contract replaced API 1's
     with pytest.raises(RuntimeError, match="upgrade gencli"):
-        check_api(types.SimpleNamespace(GENCLI_API=2))
+        check_api(types.SimpleNamespace(GENCLI_API=3))
     with pytest.raises(RuntimeError, match="declares no GENCLI_API"):
         check_api(types.SimpleNamespace())
 
@@ -112,7 +112,7 @@ def test_name_clashes_keep_the_builtin_and_report_the_other():
     from gencli.registry import ModelSpec
 
     module = types.ModuleType("clash")
-    module.GENCLI_API = 1
+    module.GENCLI_API = 2
     module.gencli_register_models = hookimpl(lambda: [ModelSpec("vae", "impostor", "x:Y")])
     reg = load_registry(extra=[("clash", module)])
     assert reg.models["vae"].plugin == "vae"

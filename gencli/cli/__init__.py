@@ -19,7 +19,8 @@ import typer
 from typer.core import TyperGroup
 
 from gencli import __version__
-from gencli.cli.common import state
+from gencli.errors import UserError
+from gencli.cli.common import handle_errors, state
 
 CORE_COMMANDS = ("train", "sample", "interpolate", "eval", "translate", "models", "datasets", "plugins")
 
@@ -56,9 +57,13 @@ def plugin_commands() -> dict:
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:  # noqa: BLE001 - a plugin's broken command breaks only that plugin
-                info.error = f"gencli_register_commands raised {type(exc).__name__}: {exc}"
+                from gencli.plugins import describe_error
+
+                info.error = f"gencli_register_commands raised {describe_error(exc)}"
                 group = None
             for name, command in (group.commands.items() if group is not None else ()):
+                if command.callback is not None:  # a plugin command's UserError is one line too
+                    command.callback = handle_errors(command.callback)
                 if name in CORE_COMMANDS:
                     warn(f"plugin {info.name!r} command {name!r} clashes with the core command {name!r}; not registered")
                     info.shadowed.append(f"command {name!r} (a core command)")
@@ -131,6 +136,13 @@ def main() -> None:
     command = typer.main.get_command(app)
     try:
         code = command.main(prog_name="gencli", standalone_mode=False)
+    except UserError as exc:  # raised outside a command body (a plugin's group callback, say)
+        if state["debug"]:
+            raise
+        from gencli.ui.console import error
+
+        error(str(exc))
+        sys.exit(2)
     except Exception as exc:
         format_message = getattr(exc, "format_message", None)
         if format_message is None or state["debug"]:

@@ -93,7 +93,8 @@ SetOpt = Annotated[Optional[list[str]], typer.Option(
     "--set", metavar="KEY=VALUE",
     help="A model option (repeatable); `gencli models --info MODEL` lists them.", show_default=False)]
 LabelOpt = Annotated[Optional[str], typer.Option(
-    "--label", "-l", help="Class index or name (conditional models).", show_default=False)]
+    "--label", "-l", help="Class index or name (conditional models); sample also takes a comma list or all.",
+    show_default=False)]
 
 
 # ------------------------------------------------------------------ runs and outputs

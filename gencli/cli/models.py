@@ -80,7 +80,8 @@ def render_info(payload: dict[str, Any]) -> None:
     from gencli.ui.console import out
 
     out.print(f"[bold]{escape(payload['name'])}[/] ({escape(payload['plugin'])}): {escape(payload['summary'])}")
-    out.print(f"data: {payload['data']}   capabilities: {', '.join(payload['capabilities']) or 'train only'}")
+    conditional = "   conditional (--label)" if payload["conditional"] else ""
+    out.print(f"data: {payload['data']}{conditional}   capabilities: {', '.join(payload['capabilities']) or 'train only'}")
     out.print(f"defaults: {payload['defaults']}")
 
     def table(title: str, rows: list[dict[str, str]]) -> None:

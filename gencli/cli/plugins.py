@@ -66,7 +66,7 @@ def plugins(
 @app.command("new", epilog=examples("gencli plugins new mymodel && pip install -e ./gencli-mymodel && gencli models --info mymodel"))
 @handle_errors
 def new(
-    name: Annotated[str, typer.Argument(help="The model's name: lower-case letters, digits and hyphens.", show_default=False)],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The model's name: lower-case letters, digits and hyphens.", show_default=False)],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder to create.", show_default="./gencli-NAME")] = None,
 ) -> None:
     """Write a new model plugin package: installable, discovered, and passing the conformance kit as generated."""

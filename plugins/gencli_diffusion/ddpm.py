@@ -66,7 +66,7 @@ class DDPMHyperparameters(Hyperparameters):
     warmup_steps: int = field(
         default=0, metadata={"help": "steps of linear learning-rate warmup (Ho et al.: 5000)"})
     sampling_steps: int = field(
-        default=50, metadata={"help": "sampling steps when --steps is not given (DDIM below T, DDPM at T)"})
+        default=50, metadata={"help": "sampling steps when `sample --set steps=N` does not say (DDIM below T, DDPM at T)"})
     eta: float = field(
         default=0.0, metadata={"help": "DDIM noise: 0 deterministic, 1 ancestral (Song et al. 2021)"})
     guidance: float = field(

@@ -3,7 +3,7 @@
 from gencli.hookspecs import hookimpl
 from gencli.registry import ModelSpec
 
-GENCLI_API = 1
+GENCLI_API = 2
 
 
 @hookimpl

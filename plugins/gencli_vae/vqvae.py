@@ -428,7 +428,7 @@ class VQVAEPriorHyperparameters(Hyperparameters):
     def validate(self) -> None:
         require(
             bool(self.from_run or self.vqvae_settings),
-            "vqvae-prior needs a trained vqvae: `gencli train vqvae-prior --from RUN` (or --set from_run=RUN)",
+            "vqvae-prior needs a trained vqvae: `gencli train vqvae-prior --from RUN`",
         )
         require(self.lr > 0, f"lr must be > 0, got {self.lr}")
         require(self.channels >= 1, f"channels must be >= 1, got {self.channels}")

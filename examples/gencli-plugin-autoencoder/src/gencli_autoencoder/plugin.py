@@ -3,7 +3,7 @@
 from gencli import ModelSpec, hookimpl
 
 # The plugin API versions this module speaks; gencli refuses to load it when its own differs.
-GENCLI_API = 1
+GENCLI_API = 2
 
 
 @hookimpl
