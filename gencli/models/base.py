@@ -77,6 +77,9 @@ class Model:
     interpolate_options: ClassVar[frozenset[str]] = frozenset()
     # Special figures ``figure(kind, ...)`` can draw, e.g. "style-mix", "forward-noise".
     figures: ClassVar[frozenset[str]] = frozenset()
+    # The directions ``translate`` accepts; ``gencli eval`` judges a translator (a model that
+    # translates and declares ``data`` "paired" or "unpaired") in each of them.
+    directions: ClassVar[tuple[str, ...]] = ("a2b", "b2a")
     # Data augmentation as in the translation papers: random flips of training batches.
     augment_flip: ClassVar[bool] = False
     # What to tell a user who asks for a capability the model lacks, e.g. how to get it.
