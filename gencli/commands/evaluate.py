@@ -274,24 +274,24 @@ def write_translation_figures(ctx, folder: Path, rows: int = TRANSLATION_FIGURE_
     import torch
 
     from gencli.data.base import to_float
-    from gencli.media.images import save_grid
+    from gencli.media.images import save_labelled_grid
 
     model, paths = ctx.model, []
     for direction in ctx.directions():
         t = ctx.translations(direction)
         x, y = to_float(t.inputs[:rows].clone()), to_float(t.outputs[:rows].clone())
+        source, target = direction[0].upper(), direction[-1].upper()
+        columns, headings = [x, y], [f"input {source}", f"output {target}"]
+        back = "b2a" if direction == "a2b" else "a2b"
         if t.targets is not None:
-            third = to_float(t.targets[:rows].clone())
-        else:
-            back = "b2a" if direction == "a2b" else "a2b"
-            if back not in tuple(getattr(model, "directions", ())):
-                third = None
-            else:
-                with torch.no_grad():
-                    third = model.translate(y.to(ctx.device), back).float().clamp(-1, 1).cpu()
-        columns = [x, y] + ([third] if third is not None else [])
+            columns.append(to_float(t.targets[:rows].clone()))
+            headings.append(f"true {target}")
+        elif back in tuple(getattr(model, "directions", ())):
+            with torch.no_grad():
+                columns.append(model.translate(y.to(ctx.device), back).float().clamp(-1, 1).cpu())
+            headings.append(f"back to {source}")
         images = torch.stack(columns, dim=1).flatten(0, 1)
-        paths.append(save_grid(images, folder / f"translations-{direction}.png", len(columns)))
+        paths.append(save_labelled_grid(images, folder / f"translations-{direction}.png", len(columns), headings))
     return paths
 
 

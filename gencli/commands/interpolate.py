@@ -30,10 +30,13 @@ def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 def _strip_and_gif(images: torch.Tensor, out: Path, nrow: int) -> list[Path]:
-    from gencli.media.images import grid, save_gif, save_grid
+    from gencli.media.images import grid, readable_frames, save_gif, save_grid
 
     png = save_grid(images, out, nrow)
+    n = len(images)
     frames = [grid(img[None], 1, padding=0) for img in images]
+    # Enlarged and captioned with the position on the path, so a 28 px image is not a thumbnail.
+    frames = readable_frames(frames, [f"t = {i / max(1, n - 1):.2f}" for i in range(n)])
     frames = frames + frames[-2:0:-1]  # there and back, so the loop does not jump
     gif = save_gif(frames, out.with_suffix(".gif"), duration_ms=120)
     return [png, gif]
@@ -83,7 +86,7 @@ def interpolate_run(model, steps, from_seed, to_seed, images, latent_grid, label
 def latent_grid_figure(model, k: int, label, parse_label, run_data, out: Path) -> Path:
     """A KxK grid of decodings spanning the range the encoder uses on held-out data (2-D latents)."""
     from gencli.data.base import to_float
-    from gencli.media.images import save_grid
+    from gencli.media.plots import latent_grid_plot
 
     if k < 2:
         raise UserError(f"--latent-grid must be at least 2, got {k}")
@@ -102,4 +105,7 @@ def latent_grid_figure(model, k: int, label, parse_label, run_data, out: Path) -
     labels = parse_label(model, label, k * k)
     if labels is None and model.conditional:
         raise UserError(f"model {model.name!r} is conditional: give --label for the latent grid")
-    return save_grid(model.decode(z, labels).float(), out, k)
+    title = f"{model.name}: decodings over the latent plane"
+    if labels is not None and model.classes:
+        title += f" (label {model.classes[int(labels[0])]})"
+    return latent_grid_plot(model.decode(z, labels).float(), xs.tolist(), ys.tolist(), out, title)

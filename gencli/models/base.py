@@ -179,9 +179,19 @@ class Model:
         """Return images ``x`` translated to the other domain (``a2b`` or ``b2a``)."""
         raise NotImplementedError
 
-    def figure(self, kind: str, n: int, generator: torch.Generator | None = None, **options) -> tuple[torch.Tensor, int]:
-        """Return (images in [-1, 1], images per row) of a special figure listed in ``figures``."""
+    def figure(self, kind: str, n: int | None, generator: torch.Generator | None = None,
+               **options) -> tuple[torch.Tensor, int]:
+        """Return (images in [-1, 1], images per row) of a special figure listed in ``figures``.
+
+        ``n`` is how many examples (rows, for most figures); None means the figure's own default,
+        a handful that keeps it legible.
+        """
         raise NotImplementedError
+
+    def figure_captions(self, kind: str, n: int | None = None, **options) -> tuple[list[str] | None, list[str] | None]:
+        """Return (column headings, row names) to draw around figure ``kind`` made with the same
+        ``options``, e.g. each column's timestep; None for either means no text there."""
+        return None, None
 
     # ------------------------------------------------------------------ previews
     def preview_inputs(self, data: ImageData, n: int, seed: int) -> dict[str, Any]:

@@ -548,12 +548,12 @@ class _Loop:
             return
         if self.tensorboard is not None:
             self.tensorboard.flush()
-        from gencli.media.images import gif_from_pngs
+        from gencli.media.images import progress_gif
         from gencli.media.losses import plot_losses
 
         frames = sorted((self.run_dir / "samples").glob("step-*.png"))
         frames = [f for f in frames if int(f.stem.split("-")[1]) <= self.model.step]
-        gif_from_pngs(frames, self.run_dir / "progress.gif")
+        progress_gif(frames, self.run_dir / "progress.gif", steps_per_epoch=len(self.stream))
         plot_losses(self.run_dir / "metrics.jsonl", self.run_dir / "losses.png", title=self.run_dir.name)
 
     def set_status(self, status: str, **extra) -> None:
