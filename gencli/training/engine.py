@@ -321,12 +321,20 @@ def _plugin_version(plugin: str) -> str:
     return ""
 
 
-def _total_steps(t: dict[str, Any], batches_per_epoch: int, default: int) -> int:
+def _total_steps(t: dict[str, Any], steps_per_epoch: float, default: int) -> int:
     if t.get("steps"):
         return int(t["steps"])
     if t.get("epochs"):
-        return int(t["epochs"]) * batches_per_epoch
+        return max(1, int(int(t["epochs"]) * steps_per_epoch))
     return default
+
+
+def batches_per_step(model: Model) -> int:
+    """Return how many real batches one ``train_step`` of ``model`` consumes (the contract's ``batches_per_step``)."""
+    k = getattr(model, "batches_per_step", 1)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise TypeError(f"{type(model).__name__}.batches_per_step must be a whole number >= 1, got {k!r}")
+    return k
 
 
 def _preview_data(plan: Plan, model: Model) -> ImageData:
@@ -398,7 +406,8 @@ def train(config: TrainConfig, display=None) -> Path:
     load_size = info["data"].get("load_size")
     stream = BatchStream(plan.data, t["batch_size"], device, t["seed"], info_dist.rank, info_dist.world_size,
                          crop_size=image_shape[1] if load_size else None, flip=plan.cls.augment_flip)
-    total = _total_steps(t, len(stream), plan.cls.defaults.steps)
+    # An epoch stays one pass over the data: a model that consumes k batches a step takes 1/k the steps.
+    total = _total_steps(t, len(stream) / batches_per_step(model), plan.cls.defaults.steps)
     epoch, batch_index = 0, 0
     if plan.resume_from is not None:
         ckpt.load_weights(plan.resume_from, model)
@@ -553,7 +562,8 @@ class _Loop:
 
         frames = sorted((self.run_dir / "samples").glob("step-*.png"))
         frames = [f for f in frames if int(f.stem.split("-")[1]) <= self.model.step]
-        progress_gif(frames, self.run_dir / "progress.gif", steps_per_epoch=len(self.stream))
+        progress_gif(frames, self.run_dir / "progress.gif",
+                     steps_per_epoch=len(self.stream) / batches_per_step(self.model))
         plot_losses(self.run_dir / "metrics.jsonl", self.run_dir / "losses.png", title=self.run_dir.name)
 
     def set_status(self, status: str, **extra) -> None:
@@ -577,17 +587,26 @@ class _Loop:
         display = display or TrainDisplay(title, self.total, quiet=self.config.quiet or not self.dist.is_main)
         self.epoch, self.next_batch = epoch, batch_index
         model.train()
+        per_step = batches_per_step(model)
+        # The batches of the step being gathered; a step may span the end of an epoch. Checkpoints
+        # fall between steps only, so (epoch, next batch) always points just past a whole step.
+        group: list = []
         with display, Interrupt() as interrupt:
             self.interrupt = interrupt
             try:
                 while model.step < self.total and not self.stopping():
                     for batch in self.stream.epoch(self.epoch, start=self.next_batch):
-                        losses = model.train_step(batch)
-                        model.step += 1
                         self.next_batch += 1
                         if self.next_batch >= len(self.stream):
                             self.epoch, self.next_batch = self.epoch + 1, 0
-                        self.tracker.add(losses, model.step, len(batch) * 1)
+                        group.append(batch)
+                        if len(group) < per_step:
+                            continue
+                        losses = model.train_step(group if per_step > 1 else batch)
+                        images = sum(len(b) for b in group)
+                        group = []
+                        model.step += 1
+                        self.tracker.add(losses, model.step, images)
                         last = model.step >= self.total
                         if model.step % self.log_every == 0 or last:
                             self.log(display)

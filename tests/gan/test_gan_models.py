@@ -333,3 +333,20 @@ def test_the_generator_runs_forward_once_per_step_at_one_to_one(name, n_critic, 
     model.train_step(next(iter(BatchStream(shapes(16, 3, 64), 8).epoch(0))))
     assert len(calls) == forwards
     assert calls.count(True) == g_steps  # the fakes the generator learns through carry its graph
+
+
+def test_dcgan_generator_and_discriminator_depths_vary_independently():
+    def conv_count(net):
+        return sum(isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) for m in net.modules())
+
+    base = tiny_model("dcgan")
+    deep_g = tiny_model("dcgan", g_depth=2)
+    deep_d = tiny_model("wgan", d_depth=1)
+    both = tiny_model("dcgan", depth=1)
+    g0, d0 = conv_count(base.nets["G"]), conv_count(base.nets["D"])
+    assert conv_count(deep_g.nets["G"]) > g0 and conv_count(deep_g.nets["D"]) == d0
+    assert conv_count(deep_d.nets["G"]) == g0 and conv_count(deep_d.nets["D"]) > d0
+    # depth still deepens both where g_depth / d_depth are unset, and they override it.
+    assert conv_count(both.nets["G"]) > g0 and conv_count(both.nets["D"]) > d0
+    override = tiny_model("dcgan", depth=1, d_depth=0)
+    assert conv_count(override.nets["G"]) == conv_count(both.nets["G"]) and conv_count(override.nets["D"]) == d0
