@@ -30,6 +30,7 @@ from gencli.models import hparams
 from gencli.models.base import Model
 from gencli.training import checkpoint as ckpt
 from gencli.training import distributed as dist_util
+from gencli.training.intervals import EPOCH_SUFFIX, interval_steps, parse_interval
 from gencli.training.runs import new_run_dir, read_run_info, write_run_info
 
 DEFAULT_DATA = {"images": "shapes", "labelled": "shapes", "paired": "shapes-paired", "unpaired": "shapes-unpaired"}
@@ -55,8 +56,9 @@ class TrainConfig:
     overrides: dict[str, Any] = field(default_factory=dict)
     out: Path | None = None
     resume: Path | None = None
-    sample_every: int | None = None
-    checkpoint_every: int | None = None
+    # Steps (500) or epochs ("2ep"); see gencli.training.intervals.
+    sample_every: int | str | None = None
+    checkpoint_every: int | str | None = None
     log_every: int = 10
     keep_checkpoints: int = 3
     compile: bool = False
@@ -227,8 +229,11 @@ def _plan_new(config: TrainConfig) -> Plan:
     if config.lr is not None:
         values["lr"] = config.lr
     hp = hparams.build(cls.Hyperparameters, values)
-    for name in ("steps", "epochs", "batch_size", "image_size", "channels", "sample_every", "checkpoint_every"):
+    for name in ("steps", "epochs", "batch_size", "image_size", "channels"):
         _positive(name, getattr(config, name))
+    for name in ("sample_every", "checkpoint_every"):
+        if getattr(config, name) is not None:
+            parse_interval(getattr(config, name), name)
     if config.steps is not None and config.epochs is not None:
         raise UserError("give --steps or --epochs, not both")
     source = _source_run_data(values.get("from_run"))  # two-stage models default to their source's data
@@ -262,7 +267,8 @@ def _plan_new(config: TrainConfig) -> Plan:
             "batch_size": config.batch_size or d.batch_size,
             "seed": config.seed,
             "precision": config.precision,
-            "sample_every": config.sample_every or d.sample_every,
+            # A run measured in epochs samples once an epoch unless told otherwise.
+            "sample_every": config.sample_every or (f"1{EPOCH_SUFFIX}" if config.epochs else d.sample_every),
             "checkpoint_every": config.checkpoint_every or d.checkpoint_every,
             "log_every": config.log_every,
             "keep_checkpoints": config.keep_checkpoints,
@@ -479,7 +485,9 @@ class _Loop:
         self.total, self.dist, self.config = total, dist_info, config
         self.preview_inputs = preview_inputs
         t = info["training"]
-        self.sample_every, self.checkpoint_every = t["sample_every"], t["checkpoint_every"]
+        steps_per_epoch = len(stream) / batches_per_step(model)
+        self.sample_every = interval_steps(t["sample_every"], steps_per_epoch, "sample_every")
+        self.checkpoint_every = interval_steps(t["checkpoint_every"], steps_per_epoch, "checkpoint_every")
         self.log_every, self.keep = t.get("log_every", 10), t.get("keep_checkpoints", 3)
         self.tracker = LossTracker()
         self.last_losses: dict[str, float] = {}
