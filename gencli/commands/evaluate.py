@@ -350,7 +350,8 @@ def compare(run_dirs: list[Path]) -> list[dict[str, Any]]:
 
 
 # Training settings that say nothing about the model (where it ran, how often it logged).
-_IGNORED_TRAINING = ("sample_every", "checkpoint_every", "log_every", "devices", "device", "resume", "out")
+_IGNORED_TRAINING = ("sample_every", "checkpoint_every", "log_every", "keep_checkpoints", "sample_count", "devices",
+                     "device", "resume", "out")
 
 
 def _run_settings(info: dict[str, Any]) -> dict[str, Any]:
