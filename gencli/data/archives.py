@@ -16,7 +16,6 @@ No torch at import time (the catalog of dataset cards imports this module).
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from dataclasses import dataclass, field, replace
