@@ -7,10 +7,21 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs}
 GAN_EPOCHS=${EPOCHS:-10}
 WGAN_EPOCHS=${EPOCHS:-300}
+# FID needs pytorch-fid's Inception weights (downloaded on first use) or a feature network of your
+# own: FEATURES=net.pt passes a TorchScript network, FID_WEIGHTS=FILE the weights from a local file.
+# Without either on an offline machine the evaluations are skipped with a note; training still runs.
+eval_args=()
+if [[ -n "${FEATURES:-}" ]]; then eval_args+=(--features "$FEATURES"); fi
+if [[ -n "${FID_WEIGHTS:-}" ]]; then eval_args+=(--fid-weights "$FID_WEIGHTS"); fi
+evaluate() {
+  if ! gencli eval "$@" ${eval_args[@]+"${eval_args[@]}"}; then
+    echo "note: $1 not evaluated (the line above says why); set FEATURES=net.pt or FID_WEIGHTS=FILE, then: gencli eval $1" >&2
+  fi
+}
 
 gencli train --config examples/gan-pixelshuffle-mnist.toml --epochs "$GAN_EPOCHS" --out "$RUNS/gan-mnist"
 gencli train --config examples/wgan-mnist.toml --epochs "$WGAN_EPOCHS" --out "$RUNS/wgan-mnist"
-gencli eval "$RUNS/gan-mnist" --n 10000
-gencli eval "$RUNS/wgan-mnist" --n 10000
+evaluate "$RUNS/gan-mnist" --n 10000
+evaluate "$RUNS/wgan-mnist" --n 10000
 gencli eval --compare "$RUNS/gan-mnist" "$RUNS/wgan-mnist"
 echo "loss curves: $RUNS/gan-mnist/losses.png $RUNS/wgan-mnist/losses.png"

@@ -7,13 +7,24 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs}
 DATA=${DATA:-mnist}
 STEPS=${STEPS:-3000}
+# FID needs pytorch-fid's Inception weights (downloaded on first use) or a feature network of your
+# own: FEATURES=net.pt passes a TorchScript network, FID_WEIGHTS=FILE the weights from a local file.
+# Without either on an offline machine the evaluations are skipped with a note; training still runs.
+eval_args=()
+if [[ -n "${FEATURES:-}" ]]; then eval_args+=(--features "$FEATURES"); fi
+if [[ -n "${FID_WEIGHTS:-}" ]]; then eval_args+=(--fid-weights "$FID_WEIGHTS"); fi
+evaluate() {
+  if ! gencli eval "$@" ${eval_args[@]+"${eval_args[@]}"}; then
+    echo "note: $1 not evaluated (the line above says why); set FEATURES=net.pt or FID_WEIGHTS=FILE, then: gencli eval $1" >&2
+  fi
+}
 
 runs=()
 for noise in 0 0.003 0.03 0.1 0.3; do
   out="$RUNS/dcgan-noise-$noise"
   gencli train dcgan --data "$DATA" --image-size 28 --channels 1 --steps "$STEPS" \
     --set instance_noise="$noise" --set instance_noise_steps="$STEPS" --out "$out"
-  gencli eval "$out" --metrics fid --n 5000
+  evaluate "$out" --metrics fid --n 5000
   runs+=("$out")
 done
 gencli eval --compare "${runs[@]}"

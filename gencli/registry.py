@@ -67,8 +67,9 @@ class MetricSpec:
     name: str
     summary: str
     target: str
-    # Which model capability the metric needs: "sample", "reconstruct", ...
-    needs: str = "sample"
+    # Which model capability the metric needs: "sample", "reconstruct", ...; a tuple means any one
+    # of them (FID serves models that sample and models that translate).
+    needs: str | tuple[str, ...] = "sample"
     plugin: str = ""
 
     def load(self):

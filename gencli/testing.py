@@ -707,6 +707,12 @@ def check_capabilities(run_dir: str | Path, settings: Settings | None = None, n:
                 _check_images(name, f"figure({kind!r})", images, (len(images), c, s, s))
                 if not (isinstance(nrow, int) and nrow >= 1):
                     fail(name, f"figure({kind!r}) must return (images, images per row >= 1)")
+                columns, rows = model.figure_captions(kind, n, **_defaults(fig.Options), **extra)
+                if columns is not None and len(columns) != nrow:
+                    fail(name, f"figure_captions({kind!r}) gives {len(columns)} column headings for {nrow} columns")
+                if rows is not None and len(rows) != -(-len(images) // nrow):
+                    fail(name, f"figure_captions({kind!r}) gives {len(rows)} row names for "
+                               f"{-(-len(images) // nrow)} rows")
             from gencli.runs import Run
 
             figures = model.report(Run.open(run_dir))  # what `gencli eval` draws from the run's metrics

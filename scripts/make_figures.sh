@@ -99,8 +99,9 @@ for family in "${families[@]}"; do
   esac
 done
 
-# Grids and GIFs are enlarged twice (loss plots are left as drawn); a GIF over the size budget
-# then loses every other frame, keeping the last, until it fits.
+# Grids and GIFs narrower than 256 px are enlarged twice (loss plots, and figures gencli already
+# drew at a readable size, are left as they are); a GIF over the size budget then loses every
+# other frame, keeping the last, until it fits.
 python - "$RAW" "$FIGURES" <<'PYTHON'
 import sys
 from pathlib import Path
@@ -110,13 +111,16 @@ import numpy as np
 from PIL import Image
 
 LIMIT = 100_000
+READABLE = 256
 raw, figures = Path(sys.argv[1]), Path(sys.argv[2])
 
 
-def enlarge(image: np.ndarray) -> np.ndarray:
-    """Repeat every pixel 2x2 of an HxW(xC) image or a stack of them."""
-    colour = image.shape[-1] in (3, 4) and image.ndim >= 3
+def enlarge(image: np.ndarray, frames: bool = False) -> np.ndarray:
+    """Repeat every pixel 2x2 of an HxW(xC) image or a stack of them, unless already readable."""
+    colour = image.shape[-1] in (3, 4) and image.ndim >= (4 if frames else 3)
     h, w = (-3, -2) if colour else (-2, -1)
+    if image.shape[w] >= READABLE:
+        return image
     return image.repeat(2, axis=h).repeat(2, axis=w)
 
 
@@ -129,7 +133,7 @@ for source in sorted(raw.iterdir()):
     elif source.suffix == ".png":
         iio.imwrite(target, enlarge(iio.imread(source)), extension=".png")
     elif source.suffix == ".gif":
-        frames = enlarge(iio.imread(source, index=None))
+        frames = enlarge(iio.imread(source, index=None), frames=True)
         iio.imwrite(target, list(frames), extension=".gif", duration=400, loop=0)
         while target.stat().st_size > LIMIT and len(frames) > 2:
             frames = np.concatenate([frames[:-1:2], frames[-1:]])

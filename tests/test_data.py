@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import torch
 from PIL import Image
@@ -136,3 +138,42 @@ def test_offline_download_says_where_to_put_the_files(monkeypatch, tmp_path):
     monkeypatch.setattr(tvd.MNIST, "download", offline)
     with pytest.raises(UserError, match=r"cannot download 'mnist'.*put .*MNIST/raw.* into .*mnist"):
         load_dataset("mnist", DataRequest(28, 1))
+
+
+def test_a_failed_torchvision_download_says_why_in_one_line_and_leaves_nothing_that_looks_cached(monkeypatch):
+    import torchvision.datasets as tvd
+
+    from gencli.data.base import data_root
+    from gencli.data.download import completeness
+
+    def every_mirror_fails(self, *a, **k):
+        (Path(self.root) / "MNIST" / "raw").mkdir(parents=True, exist_ok=True)  # as torchvision does
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://a/, got:\n"
+                           "<urlopen error [Errno -2] Name or service not known>\nTried http://b/, got:\n"
+                           "<urlopen error [Errno -2] Name or service not known>\n")
+
+    monkeypatch.setattr(tvd.MNIST, "download", every_mirror_fails)
+    with pytest.raises(UserError) as info:
+        load_dataset("mnist", DataRequest(28, 1))
+    message = str(info.value)
+    assert len(message.splitlines()) == 1 and "(Name or service not known)" in message
+    assert completeness(data_root() / "mnist") == "no" and not (data_root() / "mnist").exists()
+
+
+def test_the_listing_calls_a_dataset_cached_only_when_it_is_complete(cli, tmp_path):
+    import json
+
+    from gencli.data.base import data_root
+    from gencli.data.download import mark_complete
+
+    def cached():
+        rows = json.loads(cli("datasets", "--json").stdout)
+        return {r["name"]: r["cached"] for r in rows}["mnist"]
+
+    folder = data_root() / "mnist"
+    (folder / "MNIST" / "raw").mkdir(parents=True)
+    assert cached() == "no"  # empty folders, as a failed download leaves them
+    (folder / "MNIST" / "raw" / "train-images-idx3-ubyte.gz.part").write_bytes(b"half")
+    assert cached() == "unverified"
+    mark_complete(folder)  # what a successful load writes
+    assert cached() == "yes"

@@ -6,6 +6,7 @@ checked for syntax and for naming only configs that exist.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -84,3 +85,29 @@ def test_script_is_valid_bash_and_uses_existing_configs(path):
     for config in re.findall(r"examples/([\w.-]+\.toml)", text):
         assert (EXAMPLES / config).exists(), f"{path.name} uses examples/{config}, which does not exist"
     assert path.name in (EXAMPLES / "README.md").read_text(), f"examples/README.md does not list {path.name}"
+
+
+@pytest.mark.parametrize("name", ["gan-vs-wgan-mnist.sh", "instance-noise.sh"])
+def test_fid_scripts_pass_a_feature_network_or_skip_evaluation_with_a_note(name, tmp_path):
+    # A stand-in gencli that records its arguments and fails every `eval` without --features,
+    # as the real one does on a machine without the Inception weights.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "calls.txt"
+    shim = bin_dir / "gencli"
+    shim.write_text(f'#!/usr/bin/env bash\necho "$*" >> {log}\n'
+                    'if [[ "$1" == eval && "$*" != *--features* && "$*" != *--compare* ]]; then '
+                    'echo "error: fid needs the Inception weights" >&2; exit 2; fi\n')
+    shim.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "RUNS": str(tmp_path / "runs"),
+           "EPOCHS": "1", "STEPS": "1"}
+    offline = subprocess.run(["bash", str(EXAMPLES / name)], env=env, capture_output=True, text=True)
+    assert offline.returncode == 0, offline.stderr
+    assert "note:" in offline.stderr and "FEATURES=net.pt" in offline.stderr
+    assert "eval --compare" in log.read_text()  # it went on to the end
+    log.unlink()
+    featured = subprocess.run(["bash", str(EXAMPLES / name)], env={**env, "FEATURES": "net.pt"},
+                              capture_output=True, text=True)
+    assert featured.returncode == 0 and "note:" not in featured.stderr
+    evals = [line for line in log.read_text().splitlines() if line.startswith("eval ") and "--compare" not in line]
+    assert evals and all(line.endswith("--features net.pt") for line in evals)

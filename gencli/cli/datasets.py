@@ -83,7 +83,8 @@ def render_rows(rows: list[dict], console=None) -> None:
     if wide:
         table.add_column("summary", overflow="fold", ratio=1)
     for row in rows:
-        styled = {"yes": "[green]yes[/]", "no": "[dim]no[/]", "generated": "[cyan]generated[/]"}
+        styled = {"yes": "[green]yes[/]", "no": "[dim]no[/]", "generated": "[cyan]generated[/]",
+                  "unverified": "[yellow]unverified[/]"}
         cached = styled.get(row["cached"], row["cached"])
         cells = [row["name"], row["kind"], compact_count(row["images"]), str(row["resolution"]),
                  human_bytes(row["on_disk"]), cached]

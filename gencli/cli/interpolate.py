@@ -95,10 +95,13 @@ def walk(model, frames: int, from_seed: int, to_seed: int, images: list[Path] | 
 
 
 def _strip_and_gif(images, out: Path, nrow: int) -> list[Path]:
-    from gencli.media.images import grid, save_gif, save_grid
+    from gencli.media.images import grid, readable_frames, save_gif, save_grid
 
     png = save_grid(images, out, nrow)
+    n = len(images)
     frames = [grid(img[None], 1, padding=0) for img in images]
+    # Enlarged and captioned with the position on the path, so a 28 px image is not a thumbnail.
+    frames = readable_frames(frames, [f"t = {i / max(1, n - 1):.2f}" for i in range(n)])
     frames = frames + frames[-2:0:-1]  # there and back, so the loop does not jump
     gif = save_gif(frames, out.with_suffix(".gif"), duration_ms=120)
     return [png, gif]
@@ -119,7 +122,7 @@ def latent_grid_figure(run, model, k: int, label: int | None, out: Path) -> Path
     import torch
 
     from gencli.data.base import to_float
-    from gencli.media.images import save_grid
+    from gencli.media.plots import latent_grid_plot
     from gencli.models.base import require_capability
 
     if not 2 <= k <= 64:
@@ -141,4 +144,7 @@ def latent_grid_figure(run, model, k: int, label: int | None, out: Path) -> Path
         z = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1).reshape(-1, 2).flip(-1).to(model.device)
         labels = torch.full((k * k,), label, dtype=torch.long, device=model.device) if label is not None else None
         images = model.decode(z, labels).float()
-    return save_grid(images, out, k)
+    title = f"{model.name}: decodings over the latent plane"
+    if label is not None and model.classes:
+        title += f" (label {model.classes[label]})"
+    return latent_grid_plot(images, xs.tolist(), ys.tolist(), out, title)

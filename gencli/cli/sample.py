@@ -11,6 +11,20 @@ from gencli.cli.common import (DeviceOpt, LabelOpt, RunArg, SeedOpt, SetOpt, che
                                model_options, open_run, output_file, output_folder, parse_labels)
 from gencli.errors import UserError
 
+
+def torch_no_grad(fn):
+    """Run ``fn`` without autograd (torch is imported only when it is called)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        import torch
+
+        with torch.no_grad():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
 EPILOG = examples(
     "gencli sample vae --n 64",
     "gencli sample RUN --label all --n 8",
@@ -41,7 +55,7 @@ def sample(
         check_count(n)
     loaded, model = open_run(run, device)
     if figure is not None:
-        print(_figure(loaded, model, figure, n or 16, set_, seed, out))
+        print(_figure(loaded, model, figure, n, set_, seed, out))
         return
     from gencli.models.base import require_capability
 
@@ -52,20 +66,11 @@ def sample(
     if classes is not None and (len(classes) > 1 or (label or "").strip().lower() == "all"):
         per_class = n or 8
         check_count(per_class * len(classes), "--n times the classes")
-        labels = torch.tensor(classes, device=model.device).repeat_interleave(per_class)
-        with torch.no_grad():
-            images = model.sample(len(labels), labels, g, **options).float()
-        names = [model.classes[c] for c in classes]
         if grid:
-            from gencli.media.labelled import save_class_grid
-
-            print(save_class_grid(images, names, per_class, output_file(out, loaded, "classes")))
+            print(save_class_grid(model, classes, per_class, output_file(out, loaded, "classes"), g, **options))
         else:
-            from gencli.media.images import save_images
-
             folder = output_folder(out, loaded, "classes")
-            for i, name in enumerate(names):
-                save_images(images[i * per_class : (i + 1) * per_class], folder / _safe(name))
+            save_class_folders(model, classes, per_class, folder, g, **options)
             print(folder)
         return
     count = n or 64
@@ -82,11 +87,12 @@ def sample(
         print(folder if len(paths) > 1 else paths[0])
 
 
-def _figure(run, model, name: str, n: int, pairs: list[str] | None, seed: int, out: Path | None) -> Path:
-    """Draw the figure ``name`` the model declares; the core names and saves it."""
+def _figure(run, model, name: str, n: int | None, pairs: list[str] | None, seed: int, out: Path | None) -> Path:
+    """Draw the figure ``name`` the model declares (``n`` None: its own default size); the core saves it,
+    captioned, under a name of its own."""
     import torch
 
-    from gencli.media.images import save_grid
+    from gencli.media.images import save_labelled_grid
 
     declared = type(model).figures
     if name not in declared:
@@ -98,9 +104,41 @@ def _figure(run, model, name: str, n: int, pairs: list[str] | None, seed: int, o
     options = model_options(model, spec.Options, pairs, f"--figure {name}")
     if spec.needs_data:
         options["data"] = run.data("test")
+    path = output_file(out, run, name)
     with torch.no_grad():
         images, nrow = model.figure(name, n, torch.Generator().manual_seed(seed), **options)
-    return save_grid(images.float(), output_file(out, run, name), nrow)
+    columns, rows = model.figure_captions(name, n, **options)
+    return save_labelled_grid(images.float(), path, nrow, columns, rows)
+
+
+@torch_no_grad
+def sample_by_class(model, classes: list[int], per_class: int, generator=None, **options):
+    """Return ``per_class`` samples of each class in ``classes``, class by class ([len(classes) * per_class, C, H, W])."""
+    import torch
+
+    labels = torch.tensor(classes, dtype=torch.long).repeat_interleave(per_class).to(model.device)
+    return model.sample(len(labels), labels, generator, **options).float()
+
+
+def save_class_grid(model, classes: list[int], per_class: int, out: Path, generator=None, **options) -> Path:
+    """Write one row of ``per_class`` samples per class, the class name left of each row; return the PNG."""
+    from gencli.media.images import save_labelled_grid
+
+    images = sample_by_class(model, classes, per_class, generator, **options)
+    return save_labelled_grid(images, out, per_class, rows=[model.classes[c] for c in classes])
+
+
+def save_class_folders(model, classes: list[int], per_class: int, out: Path, generator=None, **options) -> list[Path]:
+    """Write each class's samples as single PNGs into a folder named after the class; return the folders."""
+    from gencli.media.images import save_images
+
+    images = sample_by_class(model, classes, per_class, generator, **options)
+    folders = []
+    for i, c in enumerate(classes):
+        folder = Path(out) / _safe(model.classes[c])
+        save_images(images[i * per_class : (i + 1) * per_class], folder)
+        folders.append(folder)
+    return folders
 
 
 def _safe(name: str) -> str:

@@ -47,8 +47,10 @@ def train(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory to create (default runs/MODEL-DATA-TIME).",
                                                 rich_help_panel=RUN_PANEL)] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue a run from its last checkpoint.", rich_help_panel=RUN_PANEL)] = None,
-    sample_every: Annotated[Optional[int], typer.Option("--sample-every", help="Save a sample grid every N steps.", rich_help_panel=RUN_PANEL)] = None,
-    checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", help="Save a checkpoint every N steps.", rich_help_panel=RUN_PANEL)] = None,
+    sample_every: Annotated[Optional[str], typer.Option("--sample-every", metavar="N|Nep", help="Save a sample grid every N steps, or every N epochs (2ep).",
+                                                        rich_help_panel=RUN_PANEL, show_default="the model's; once an epoch with --epochs")] = None,
+    checkpoint_every: Annotated[Optional[str], typer.Option("--checkpoint-every", metavar="N|Nep", help="Save a checkpoint every N steps, or every N epochs (2ep).",
+                                                            rich_help_panel=RUN_PANEL, show_default=False)] = None,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also log losses and sample grids for TensorBoard (RUN/tensorboard).",
                                               rich_help_panel=RUN_PANEL)] = False,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.", rich_help_panel=SYSTEM_PANEL)] = "auto",
@@ -72,6 +74,11 @@ def train(
     if devices > 1 and "WORLD_SIZE" not in os.environ:
         _launch_torchrun(devices)
         return
+    from gencli.training.intervals import parse_interval
+
+    for flag, value in (("--sample-every", sample_every), ("--checkpoint-every", checkpoint_every)):
+        if value is not None:
+            parse_interval(value, flag)  # a bad interval is refused before any data is loaded
     overrides = parse_assignments(set_ or [])
     values = dict(model=model, data=data, image_size=image_size, channels=channels, epochs=epochs, steps=steps,
                   batch_size=batch_size, lr=lr, sample_every=sample_every, checkpoint_every=checkpoint_every,

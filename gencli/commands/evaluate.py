@@ -3,8 +3,14 @@
 Which metrics run by default depends on what the model can do: reconstruction MSE, PSNR and
 SSIM for models that reconstruct (with an originals-over-reconstructions grid and, on labelled
 data, a latent scatter plot); FID and KID for models that sample (per-class FID as well for
-conditional models, class accuracy when a ``--classifier`` is given). Any metric registered
-through ``gencli_register_metrics`` can be named with ``--metrics``.
+conditional models, class accuracy when a ``--classifier`` is given). A model that translates
+between two domains is judged on its translations of the held-out split, per direction: FID and
+KID against the real images of the target domain and, on paired data, L1, PSNR and SSIM against
+the ground truth, with a grid of input | output | target rows. Any metric registered through
+``gencli_register_metrics`` can be named with ``--metrics``.
+
+Without the Inception weights (and no ``--features``), the FID-style metrics are left out with
+one warning line and the others are still computed; only when none is left is it an error.
 
 Results are appended to the run's ``metrics.jsonl`` as one line ``{"eval": {...}, "settings":
 {...}}``; ``compare`` reads those lines back to put several runs in one table.
@@ -12,6 +18,7 @@ Results are appended to the run's ``metrics.jsonl`` as one line ``{"eval": {...}
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -23,15 +30,28 @@ EVAL_DIR = "eval"
 # Metrics computed on features of generated images: they share one extraction.
 FEATURE_METRICS = ("fid", "kid", "prdc", "fid-class")
 RECONSTRUCTION_METRICS = ("mse", "psnr", "ssim")
+# Agreement with ground truth of a translation model on paired data.
+PAIRED_TRANSLATION_METRICS = ("l1", "psnr", "ssim")
 # How to read a column when picking the best run: a key starting with one of these is better low.
-LOWER_IS_BETTER = ("fid", "kid", "mse")
+LOWER_IS_BETTER = ("fid", "kid", "mse", "l1")
 NOT_RANKED = ("kid_std",)
 SCATTER_POINTS = 5000
+# Below this many real images FID is strongly biased upwards and KID noisy: 2048, the feature
+# size of the Inception pool3 layer, is the usual advice for a full-rank covariance.
+FEW_REAL_IMAGES = 2048
+TRANSLATION_FIGURE_ROWS = 8
 
 
 def default_metrics(model, classifier: str | None = None) -> list[str]:
     """Return the metrics that fit what ``model`` can do."""
+    from gencli.metrics.context import is_translation_model
+
     names: list[str] = []
+    if is_translation_model(model):
+        names += ["fid", "kid"]
+        if model.data == "paired":
+            names += list(PAIRED_TRANSLATION_METRICS)
+        return names
     if model.can("reconstruct"):
         names += list(RECONSTRUCTION_METRICS)
     if model.can("sample"):
@@ -41,8 +61,8 @@ def default_metrics(model, classifier: str | None = None) -> list[str]:
             if classifier:
                 names.append("accuracy")
     if not names:
-        raise UserError(f"model {model.name!r} can neither sample nor reconstruct, so no metric applies by default; "
-                        "name one with --metrics")
+        raise UserError(f"model {model.name!r} can neither sample, reconstruct nor translate, so no metric applies by "
+                        "default; name one with --metrics")
     return names
 
 
@@ -55,9 +75,12 @@ def resolve_metrics(model, names: list[str]) -> list[tuple[str, Any]]:
     out = []
     for name in dict.fromkeys(n for n in names if n):  # keep order, drop repeats
         spec = reg.metric(name)
-        if spec.needs in CAPABILITIES and not has_capability(type(model), spec.needs):
+        needs = (spec.needs,) if isinstance(spec.needs, str) else tuple(spec.needs)
+        known = [c for c in needs if c in CAPABILITIES]
+        if known and not any(has_capability(type(model), c) for c in known):
             can = ", ".join(capabilities(type(model))) or "nothing beyond training"
-            raise UserError(f"metric {name!r} needs a model that can {spec.needs}; model {model.name!r} can: {can}")
+            raise UserError(f"metric {name!r} needs a model that can {' or '.join(known)}; "
+                            f"model {model.name!r} can: {can}")
         out.append((name, spec))
     if not out:
         raise UserError("--metrics names no metric")
@@ -106,7 +129,7 @@ def evaluate(
     explicit = metrics is not None
     names = list(metrics) if explicit else default_metrics(model, classifier)
     chosen = resolve_metrics(model, names)
-    if not explicit and not features:
+    if not features:
         chosen = _drop_unavailable_features(chosen, fid_weights, warn)
 
     spec = data_spec or info.get("data", {}).get("spec")
@@ -134,9 +157,12 @@ def evaluate(
     with torch.no_grad():
         for _, metric in metrics_to_run:
             results.update({k: float(v) for k, v in metric.compute(ctx).items()})
+    _warn_few_real_images(ctx, [name for name, _ in chosen], warn)
 
     figures: list[Path] = []
-    if any(name in RECONSTRUCTION_METRICS for name, _ in chosen):
+    if ctx.translating:
+        figures += write_translation_figures(ctx, run_dir / EVAL_DIR)
+    elif any(name in RECONSTRUCTION_METRICS for name, _ in chosen):
         figures += write_autoencoder_figures(ctx, run_dir / EVAL_DIR)
     figures += [Path(p) for p in model.report(run) or []]
 
@@ -150,21 +176,41 @@ def evaluate(
 
 
 def _drop_unavailable_features(chosen, fid_weights, warn):
-    """Without the Inception weights, default FID-style metrics are skipped with a warning, not an error."""
-    from gencli.metrics.inception import find_weights
+    """Without the Inception weights, FID-style metrics are skipped with one warning, the rest computed.
 
-    if not any(name in FEATURE_METRICS for name, _ in chosen):
+    Only when nothing is left to compute is it an error. Weights named with --fid-weights (or
+    the environment) that do not exist are always an error: the user asked for that file.
+    """
+    import os
+
+    from gencli.metrics.inception import WEIGHTS_ENV, find_weights, missing_weights_message
+
+    skipped = [name for name, _ in chosen if name in FEATURE_METRICS]
+    if not skipped:
         return chosen
-    try:
+    if fid_weights or os.environ.get(WEIGHTS_ENV):
         find_weights(fid_weights)
         return chosen
-    except UserError as exc:
-        skipped = [name for name, _ in chosen if name in FEATURE_METRICS]
+    try:
+        find_weights(None)
+        return chosen
+    except UserError:
         kept = [(name, spec) for name, spec in chosen if name not in FEATURE_METRICS]
+        message = missing_weights_message(skipped)
         if not kept:
-            raise
-        warn(f"skipping {', '.join(skipped)}: {exc}")
+            raise UserError(message) from None
+        warn(f"skipping {', '.join(skipped)}: {message}")
         return kept
+
+
+def _warn_few_real_images(ctx, names: list[str], warn) -> None:
+    """Say in one line when FID or KID rest on too few real images to be compared with published values."""
+    count = ctx.real_feature_count()
+    used = [name for name in names if name in ("fid", "kid", "fid-class")]
+    if count is None or not used or count >= FEW_REAL_IMAGES:
+        return
+    warn(f"{', '.join(used)} computed on only {count} real images (per side); values below {FEW_REAL_IMAGES} are "
+         "biased and comparable only between evaluations with the same --n and data")
 
 
 def write_autoencoder_figures(ctx, folder: Path) -> list[Path]:
@@ -192,6 +238,36 @@ def write_autoencoder_figures(ctx, folder: Path) -> list[Path]:
         z = torch.cat(codes).numpy()
         title = f"{model.name}: latent codes of {ctx.data.name} ({len(z)} images)"
         paths.append(latent_scatter(z, labels[: len(z)].numpy(), ctx.data.classes, folder / "latents.png", title))
+    return paths
+
+
+def write_translation_figures(ctx, folder: Path, rows: int = TRANSLATION_FIGURE_ROWS) -> list[Path]:
+    """Write, per direction, a grid of held-out examples: one row per example, input | output | target.
+
+    The target is the ground truth on paired data; on unpaired data, the translation back
+    (input | output | cycled), the usual picture of a cycle-consistent model.
+    """
+    import torch
+
+    from gencli.data.base import to_float
+    from gencli.media.images import save_labelled_grid
+
+    model, paths = ctx.model, []
+    for direction in ctx.directions():
+        t = ctx.translations(direction)
+        x, y = to_float(t.inputs[:rows].clone()), to_float(t.outputs[:rows].clone())
+        source, target = direction[0].upper(), direction[-1].upper()
+        columns, headings = [x, y], [f"input {source}", f"output {target}"]
+        back = "b2a" if direction == "a2b" else "a2b"
+        if t.targets is not None:
+            columns.append(to_float(t.targets[:rows].clone()))
+            headings.append(f"true {target}")
+        elif back in model.directions:
+            with torch.no_grad():
+                columns.append(model.translate(y.to(ctx.device), back).float().clamp(-1, 1).cpu())
+            headings.append(f"back to {source}")
+        images = torch.stack(columns, dim=1).flatten(0, 1)
+        paths.append(save_labelled_grid(images, folder / f"translations-{direction}.png", len(columns), headings))
     return paths
 
 
@@ -224,9 +300,32 @@ def compare(run_dirs: list[Path]) -> list[dict[str, Any]]:
         rows.append({
             "run": str(run.dir), "model": run.info.get("model", "?"), "data": run.info.get("data", {}).get("spec"),
             "step": settings.get("step", run.info.get("step")), "n": settings.get("n"), "split": settings.get("split"),
-            "eval": values,
+            "eval": values, "settings": _run_settings(run.info),
         })
+    differing = settings_that_differ([r["settings"] for r in rows])
+    for r in rows:
+        r["differs"] = {k: r["settings"].get(k) for k in differing}
     return rows
+
+
+# Training settings that say nothing about the model (where it ran, how often it logged).
+_IGNORED_TRAINING = ("sample_every", "checkpoint_every", "log_every", "keep_checkpoints", "sample_count", "devices",
+                     "device", "resume", "out")
+
+
+def _run_settings(info: dict[str, Any]) -> dict[str, Any]:
+    """Return a run's hyperparameters and training settings as one flat dict (training ones prefixed)."""
+    flat = dict(info.get("hyperparameters") or {})
+    for key, value in (info.get("training") or {}).items():
+        if key not in _IGNORED_TRAINING and not isinstance(value, (dict, list)):
+            flat[f"training.{key}"] = value
+    return flat
+
+
+def settings_that_differ(settings: list[dict[str, Any]]) -> list[str]:
+    """Return the keys whose values are not the same in every one of ``settings`` (in first-seen order)."""
+    keys = list(dict.fromkeys(k for s in settings for k in s))
+    return [k for k in keys if len({json.dumps(s[k], default=str) if k in s else "<absent>" for s in settings}) > 1]
 
 
 # ------------------------------------------------------------------ rendering
@@ -282,6 +381,11 @@ def render_compare(rows: list[dict[str, Any]], console=None) -> None:
         table.add_column(escape(Path(r["run"]).name), justify="right")
     for field in ("model", "data", "step", "n", "split"):
         table.add_row(field, *[escape(str(r[field])) if r.get(field) is not None else "-" for r in rows], style="dim")
+    # What sets the runs apart: without it two runs of one model with different targets look alike.
+    differing = list(dict.fromkeys(k for r in rows for k in r.get("differs", {})))
+    for key in differing:
+        cells = [r.get("differs", {}).get(key) for r in rows]
+        table.add_row(escape(key), *[escape(str(c)) if c is not None else "-" for c in cells], style="cyan")
     for key in keys:
         best = _best(rows, key)
         cells = []

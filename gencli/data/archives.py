@@ -16,8 +16,8 @@ No torch at import time (the catalog of dataset cards imports this module).
 
 from __future__ import annotations
 
-import os
 import re
+import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -86,7 +86,7 @@ class ArchiveDataset:
         return None if mirrored.startswith("mirror:") else mirrored
 
     def is_present(self) -> bool:
-        return self.folder.is_dir() and any(self.folder.iterdir())
+        return _download().has_files(self.folder)
 
     # -- fetching ----------------------------------------------------------------------------
 
@@ -115,8 +115,8 @@ class ArchiveDataset:
             _download().fetch(url, archive, self.sha256, console=console)
         elif not archive.is_file():
             raise UserError(self.missing_message())
-        if self.folder.exists():  # an empty folder left behind: replace it
-            os.rmdir(self.folder)
+        if self.folder.exists():  # empty folders left behind: replace them
+            shutil.rmtree(self.folder)
         self.folder.parent.mkdir(parents=True, exist_ok=True)
         return _download().extract(archive, self.folder, self._locate(archive), console=console)
 
@@ -153,6 +153,7 @@ class ArchiveDataset:
                                variant=variant, skip_corrupt=self.skip_corrupt, cache=cache)
         if self.lower_classes and data.classes:
             data = replace(data, classes=[c.lower() for c in data.classes])
+        _download().mark_complete(folder)  # placed by hand and now read whole: the listing can vouch for it
         return data, meta
 
     def __call__(self, request):

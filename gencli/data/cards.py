@@ -73,17 +73,16 @@ def _prepared_by_dataset() -> dict[str, list[dict]]:
 def _storage(spec: DatasetSpec, prepared: dict[str, list[dict]]) -> dict[str, Any]:
     """Return where ``spec`` lives on disk, how much it takes and whether it is there."""
     from gencli.data.base import data_root
-    from gencli.data.download import disk_usage
+    from gencli.data.download import completeness, disk_usage
 
     root = data_root()
     folder, downloads = root / spec.name, root / "downloads" / spec.name
     entries = prepared.get(spec.name, [])
-    present = folder.is_dir() and any(folder.iterdir())
+    # Only a download that finished (or data read back whole) counts: a failed one leaves folders.
+    state = completeness(folder)
+    present = state != "no"
     on_disk = disk_usage(folder) + disk_usage(downloads) + sum(e["bytes"] for e in entries)
-    if _is_generated(spec):
-        cached = "generated"
-    else:
-        cached = "yes" if present else "no"
+    cached = "generated" if _is_generated(spec) else state
     return {"location": str(folder), "archive_folder": str(downloads), "present": present,
             "on_disk": on_disk, "cached": cached, "prepared": entries}
 

@@ -37,6 +37,9 @@ from gencli.fileio import write_atomic
 
 MIRROR_ENV = "GENCLI_MIRROR"
 MANIFEST = ".gencli-source.json"
+# Written into a dataset folder once a download has been read back whole: a folder without it
+# (nor an extraction manifest) may be what an interrupted or failed download left behind.
+COMPLETE_MARKER = ".gencli-complete"
 TIMEOUT_S = 30.0
 CHUNK = 1 << 20
 # Attempts that end without a single new byte before a transfer is abandoned; attempts that
@@ -363,6 +366,58 @@ def read_manifest(folder: Path) -> dict | None:
         return json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError):
         return None
+
+
+def mark_complete(folder: Path) -> None:
+    """Record that ``folder`` holds a complete dataset (after it was read back successfully)."""
+    if (folder / COMPLETE_MARKER).is_file():
+        return
+    try:
+        write_atomic(folder / COMPLETE_MARKER, json.dumps({"complete": time.time()}).encode())
+    except OSError:
+        pass  # a read-only data folder: the data still loads, the listing just cannot vouch for it
+
+
+def completeness(folder: Path) -> str:
+    """Return "yes" when ``folder`` is a known-complete dataset, "unverified" when it holds files
+    that no completed download or extraction accounts for (a failed download, or files placed by
+    hand and not yet read), and "no" when it holds no file at all."""
+    if (folder / COMPLETE_MARKER).is_file() or read_manifest(folder) is not None:
+        return "yes"
+    return "unverified" if has_files(folder) else "no"
+
+
+def has_files(folder: Path) -> bool:
+    """Whether any non-empty file lies under ``folder`` (empty sub-folders do not count)."""
+    if not folder.is_dir():
+        return False
+    stack = [folder]
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for entry in it:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(Path(entry.path))
+                elif entry.is_file() and entry.stat().st_size > 0:
+                    return True
+    return False
+
+
+def remove_empty_folders(folder: Path) -> None:
+    """Delete ``folder`` and the folders under it when none of them holds a file."""
+    if folder.is_dir() and not has_files(folder):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def one_line_reason(exc: BaseException) -> str:
+    """Return why a download failed in a few words: the innermost cause of a multi-line message.
+
+    torchvision reports every mirror it tried, one URL error each over several lines; the
+    user needs the last cause only ("Name or service not known").
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip().strip("()")]
+    reason = lines[-1] if lines else type(exc).__name__
+    wrapped = re.fullmatch(r"<urlopen error (?:\[Errno [^\]]*\] )?(.*)>", reason)
+    return wrapped.group(1) if wrapped else reason
 
 
 def disk_usage(path: Path) -> int:

@@ -44,6 +44,8 @@ def _open(cls, root, keyword: str, split: str, download: bool):
 def load_torchvision(name: str, request: DataRequest, download: bool = True) -> ImageData:
     import torchvision.datasets as tvd
 
+    from gencli.data.download import mark_complete, one_line_reason, remove_empty_folders
+
     cls_name, keyword, by_hand = SETS[name]
     root = data_root() / name
     cls = getattr(tvd, cls_name)
@@ -55,10 +57,13 @@ def load_torchvision(name: str, request: DataRequest, download: bool = True) -> 
         try:
             ds = _open(cls, root, keyword, request.split, download=True)
         except Exception as exc:  # offline, DNS failure, HTTP error ...
+            # torchvision creates its folders before it fails: leave no empty tree to look cached.
+            remove_empty_folders(root)
             raise UserError(
-                f"cannot download {name!r} ({type(exc).__name__}: {exc}); on an offline machine put "
+                f"cannot download {name!r} ({one_line_reason(exc)}); on an offline machine put "
                 f"{by_hand} into {root}"
             ) from None
+    mark_complete(root)
     images = fit_images(_tensor_images(ds.data), request.stored_size, request.channels)
     raw_labels = ds.targets if hasattr(ds, "targets") else ds.labels  # SVHN calls them labels
     labels = torch.as_tensor(np.asarray(raw_labels), dtype=torch.long)

@@ -118,13 +118,17 @@ class CelebA:
             return self.folder
         except RuntimeError:
             pass
+        from gencli.data.download import mark_complete, one_line_reason, remove_empty_folders
+
         try:
             self._torchvision("all", download=True)
         except Exception as exc:  # offline, Google Drive quota, damaged file ...
+            remove_empty_folders(self.folder)
             raise UserError(
-                f"cannot download 'celeba' ({type(exc).__name__}: {exc}); on an offline machine {self.by_hand}"
+                f"cannot download 'celeba' ({one_line_reason(exc)}); on an offline machine {self.by_hand}"
                 .replace("GENCLI_DATA_DIR", str(self.folder.parent))
             ) from None
+        mark_complete(self.folder)
         return self.folder
 
     def scan(self, split: str):

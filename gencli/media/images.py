@@ -1,4 +1,9 @@
-"""Image files: grids of samples, strips, single images, and progress GIFs (imageio)."""
+"""Image files: grids of samples, strips, single images, and progress GIFs (imageio).
+
+Figures meant to be read are enlarged with nearest neighbour (pixels stay sharp squares) until
+they are at least ``READABLE_WIDTH`` wide, so a grid of 28 px digits is not a thumbnail, and
+carry their text (a frame's step, a column's t, a row's class) drawn with PIL's built-in font:
+no font file is needed and the same input always gives the same pixels."""
 
 from __future__ import annotations
 
@@ -23,6 +28,88 @@ def grid(images: torch.Tensor, nrow: int, padding: int = 2, pad_value: int = 255
         canvas[:, top : top + h, left : left + w] = x[i]
     arr = canvas.permute(1, 2, 0).numpy()
     return arr[:, :, 0] if c == 1 else arr
+
+
+READABLE_WIDTH = 256
+TEXT_PADDING = 3
+
+
+def upscale_factor(width: int, min_width: int = READABLE_WIDTH) -> int:
+    """Return the smallest whole factor that makes ``width`` at least ``min_width`` (1 if it already is)."""
+    return max(1, -(-min_width // max(1, width)))
+
+
+def enlarge(array: np.ndarray, factor: int) -> np.ndarray:
+    """Return an HxW[xC] array enlarged ``factor`` times with nearest neighbour."""
+    if factor <= 1:
+        return array
+    return np.repeat(np.repeat(array, factor, axis=0), factor, axis=1)
+
+
+def _font():
+    from PIL import ImageFont
+
+    return ImageFont.load_default()
+
+
+def text_size(text: str) -> tuple[int, int]:
+    """Return (width, height) in pixels of ``text`` in the built-in font."""
+    from PIL import Image, ImageDraw
+
+    left, top, right, bottom = ImageDraw.Draw(Image.new("L", (1, 1))).textbbox((0, 0), text, font=_font())
+    return right - left, bottom
+
+
+def _draw_text(array: np.ndarray, texts: list[tuple[float, float, str]], anchor: str = "mm") -> np.ndarray:
+    """Return ``array`` with each (x, y, text) drawn in black at (x, y) with PIL anchor ``anchor``."""
+    from PIL import Image, ImageDraw
+
+    image = Image.fromarray(array)
+    draw = ImageDraw.Draw(image)
+    ink = 0 if image.mode == "L" else (0, 0, 0)
+    for x, y, text in texts:
+        draw.text((x, y), text, fill=ink, font=_font(), anchor=anchor)
+    return np.asarray(image)
+
+
+def _blank(height: int, width: int, like: np.ndarray) -> np.ndarray:
+    return np.full((height, width, *like.shape[2:]), 255, dtype=np.uint8)
+
+
+def caption(array: np.ndarray, text: str) -> np.ndarray:
+    """Return ``array`` with a white band above it holding ``text``, centred."""
+    height = text_size(text)[1] + 2 * TEXT_PADDING
+    band = _draw_text(_blank(height, array.shape[1], array), [(array.shape[1] / 2, height / 2, text)])
+    return np.concatenate([band, array], axis=0)
+
+
+def labelled_grid(images: torch.Tensor, nrow: int, columns: list[str] | None = None, rows: list[str] | None = None,
+                  padding: int = 2, min_width: int = READABLE_WIDTH) -> np.ndarray:
+    """Return a grid (as ``grid``) enlarged to at least ``min_width``, with a heading above each
+    column and a name left of each row, when given."""
+    base = grid(images, nrow, padding)
+    factor = upscale_factor(base.shape[1], min_width)
+    out = enlarge(base, factor)
+    n, _, h, w = images.shape
+    nrow = max(1, min(nrow, n))
+    cell_w, cell_h = (w + padding) * factor, (h + padding) * factor
+    if columns:
+        height = max(text_size(t)[1] for t in columns) + 2 * TEXT_PADDING
+        centres = [(padding * factor + i * cell_w + w * factor / 2, height / 2, t) for i, t in enumerate(columns[:nrow])]
+        out = np.concatenate([_draw_text(_blank(height, out.shape[1], out), centres), out], axis=0)
+    if rows:
+        top = out.shape[0] - base.shape[0] * factor
+        width = max(text_size(t)[0] for t in rows) + 2 * TEXT_PADDING
+        middles = [(width - TEXT_PADDING, top + padding * factor + i * cell_h + h * factor / 2, t)
+                   for i, t in enumerate(rows)]
+        out = np.concatenate([_draw_text(_blank(out.shape[0], width, out), middles, anchor="rm"), out], axis=1)
+    return out
+
+
+def save_labelled_grid(images: torch.Tensor, path: Path, nrow: int, columns: list[str] | None = None,
+                       rows: list[str] | None = None) -> Path:
+    """Write ``labelled_grid`` as a PNG."""
+    return save_png(labelled_grid(images, nrow, columns, rows), path)
 
 
 def save_png(array: np.ndarray, path: Path) -> Path:
@@ -62,11 +149,38 @@ def save_gif(frames: list[np.ndarray], path: Path, duration_ms: int = 400) -> Pa
     return path
 
 
-def gif_from_pngs(pngs: list[Path], path: Path, duration_ms: int = 400) -> Path | None:
-    """Build a GIF from PNG files (one frame each, in order); None when there are none."""
+def readable_frames(frames: list[np.ndarray], captions: list[str] | None = None,
+                    min_width: int = READABLE_WIDTH) -> list[np.ndarray]:
+    """Return frames enlarged (one factor for all) to at least ``min_width``, each with its caption above."""
+    if not frames:
+        return []
+    factor = upscale_factor(max(f.shape[1] for f in frames), min_width)
+    out = [enlarge(f, factor) for f in frames]
+    if captions:
+        out = [caption(f, text) for f, text in zip(out, captions)]
+    return out
+
+
+def gif_from_pngs(pngs: list[Path], path: Path, duration_ms: int = 400, captions: list[str] | None = None,
+                  min_width: int = READABLE_WIDTH) -> Path | None:
+    """Build a GIF from PNG files (one frame each, in order), enlarged and captioned; None when there are none."""
     import imageio.v3 as iio
 
     frames = [iio.imread(p) for p in pngs]
     if not frames:
         return None
-    return save_gif(frames, path, duration_ms)
+    return save_gif(readable_frames(frames, captions, min_width), path, duration_ms)
+
+
+def progress_caption(step: int, steps_per_epoch: float | None = None) -> str:
+    """Return the caption of a progress frame: its step and, when known, the epochs it has seen."""
+    if not steps_per_epoch:
+        return f"step {step}"
+    return f"step {step}, epoch {step / steps_per_epoch:.{0 if step % steps_per_epoch == 0 else 1}f}"
+
+
+def progress_gif(pngs: list[Path], path: Path, steps_per_epoch: float | None = None,
+                 duration_ms: int = 400) -> Path | None:
+    """Build a run's progress GIF from its ``step-NNNNNNNN.png`` grids, each frame captioned with its step."""
+    steps = [int(Path(p).stem.split("-")[-1]) for p in pngs]
+    return gif_from_pngs(pngs, path, duration_ms, [progress_caption(s, steps_per_epoch) for s in steps])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+FEW_POINTS = 50
+
 
 def plot_losses(rows: list[dict], out: Path, title: str = "") -> Path | None:
     """Draw each logged loss of training ``rows`` (metrics.jsonl lines) against the step; None when none."""
@@ -20,8 +22,10 @@ def plot_losses(rows: list[dict], out: Path, title: str = "") -> Path | None:
     nrows = (len(keys) + cols - 1) // cols
     fig, axes = plt.subplots(nrows, cols, figsize=(4 * cols, 2.8 * nrows), squeeze=False)
     steps = [r["step"] for r in rows]
+    # A short run logs a handful of points: markers show where they are, not only the lines between.
+    marker = "o" if len(rows) <= FEW_POINTS else None
     for ax, key in zip(axes.flat, keys):
-        ax.plot(steps, [r.get(key, float("nan")) for r in rows], lw=1.2)
+        ax.plot(steps, [r.get(key, float("nan")) for r in rows], lw=1.2, marker=marker, markersize=3)
         ax.set_title(key, fontsize=10)
         ax.set_xlabel("step", fontsize=8)
         ax.grid(alpha=0.3)

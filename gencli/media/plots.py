@@ -34,6 +34,32 @@ def _save(fig, path: Path, dpi: int = 100) -> Path:
     return path
 
 
+# ------------------------------------------------------------------ latent grid
+def latent_grid_plot(images, xs: Sequence[float], ys: Sequence[float], out: Path, title: str = "") -> Path:
+    """Draw a KxK grid of decodings (row-major, top row first) on axes in latent units.
+
+    ``xs`` are the z1 values of the columns, left to right; ``ys`` the z2 values of the rows, top
+    to bottom; the ticks read off which code made which image.
+    """
+    from gencli.media.images import grid
+
+    plt = _pyplot()
+    k = len(xs)
+    picture = grid(images, k, padding=0)
+    dx = (xs[-1] - xs[0]) / max(1, k - 1)
+    dy = (ys[0] - ys[-1]) / max(1, len(ys) - 1)
+    # Each image is centred on its code: the extent reaches half a cell beyond the outer codes.
+    extent = (xs[0] - dx / 2, xs[-1] + dx / 2, ys[-1] - dy / 2, ys[0] + dy / 2)
+    fig, ax = plt.subplots(figsize=(6.4, 6.4))
+    ax.imshow(picture, cmap="gray" if picture.ndim == 2 else None, vmin=0, vmax=255, extent=extent,
+              interpolation="nearest", aspect="auto")
+    ax.set_xlabel("z1")
+    ax.set_ylabel("z2")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return _save(fig, out)
+
+
 # ------------------------------------------------------------------ latent scatter
 def project_2d(z: np.ndarray) -> tuple[np.ndarray, tuple[str, str]]:
     """Return 2-D points for latents [N, D] and their axis names: the first two dims, or PCA."""

@@ -29,7 +29,11 @@ What the context offers (each piece of work is done once and shared between metr
 - ``ctx.real_features()`` / ``ctx.generated_features()``: a ``FeatureSet`` (features [N, D],
   labels, ``statistics()`` for mean and covariance) from the feature extractor in use, real ones
   cached on disk;
-- ``ctx.reconstructions()``: per-image MSE, PSNR and SSIM of the real images' reconstructions;
+- ``ctx.reconstructions()``: per-image L1, MSE, PSNR and SSIM of the real images' reconstructions;
+- for a translation model (``ctx.translating``: it translates and trains on paired or unpaired
+  data), ``ctx.directions()``, ``ctx.translations(direction)`` (inputs, outputs, ground truth
+  and per-image errors on paired data), ``ctx.translated_features(direction)`` and
+  ``ctx.domain_features(direction)`` (the real images of the target domain);
 - ``ctx.classify(images)``: logits of the user's ``--classifier``.
 
 Keys of the returned dict become the columns of the results table and of ``metrics.jsonl``;

@@ -56,8 +56,34 @@ class Reconstructions:
     mse: torch.Tensor
     psnr: torch.Tensor
     ssim: torch.Tensor
+    l1: torch.Tensor
     originals: torch.Tensor  # float [-1, 1], the first few images
     reconstructed: torch.Tensor
+
+
+@dataclass
+class Translations:
+    """A translation model's outputs for one direction of the held-out split.
+
+    ``inputs`` are the source-domain images, ``outputs`` their translations and ``targets`` the
+    aligned ground truth (paired data only), all uint8 on the host. The per-image errors (on the
+    [0, 1] scale) exist only with ground truth.
+    """
+
+    direction: str
+    inputs: torch.Tensor
+    outputs: torch.Tensor
+    targets: torch.Tensor | None = None
+    l1: torch.Tensor | None = None
+    mse: torch.Tensor | None = None
+    psnr: torch.Tensor | None = None
+    ssim: torch.Tensor | None = None
+
+
+def is_translation_model(model) -> bool:
+    """Whether ``model`` is evaluated as a translator: it translates and trains on two domains."""
+    can = getattr(model, "can", None)
+    return bool(callable(can) and can("translate") and getattr(model, "data", "") in ("paired", "unpaired"))
 
 
 @dataclass
@@ -90,6 +116,9 @@ class EvalContext:
     _fake: FeatureSet | None = field(default=None, repr=False)
     _real: FeatureSet | None = field(default=None, repr=False)
     _recon: Reconstructions | None = field(default=None, repr=False)
+    _translations: dict[str, Translations] = field(default_factory=dict, repr=False)
+    _domain_real: dict[str, FeatureSet] = field(default_factory=dict, repr=False)
+    _translated: dict[str, FeatureSet] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.device = torch.device(self.device)
@@ -128,8 +157,7 @@ class EvalContext:
             if len(images) < 2:
                 raise UserError(f"dataset {self.data.name!r} has fewer than 2 images of class {self.label}")
         if len(images) > self.n:
-            # Seed 0, not --seed: the same real images for every evaluation, so their features cache.
-            idx = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[: self.n].sort().values
+            idx = _fixed_subset(len(images), self.n)
             images = images[idx]
             labels = labels[idx] if labels is not None else None
         return images, labels
@@ -151,11 +179,13 @@ class EvalContext:
         return self._real
 
     def _cache_entry(self, n_real: int) -> tuple[Path | None, str]:
+        return self._cache_entry_for(self.real_images()[0], {"label": self.label})
+
+    def _cache_entry_for(self, images: torch.Tensor, extra: dict[str, Any]) -> tuple[Path | None, str]:
         ext_hash = getattr(self.feature_extractor(), "hash", "")
         if not self.data_key or not ext_hash:
             return None, ""
-        fingerprint = _fingerprint(self.real_images()[0])
-        key = json.dumps({**self.data_key, "n": n_real, "label": self.label, "fingerprint": fingerprint,
+        key = json.dumps({**self.data_key, "n": len(images), **extra, "fingerprint": _fingerprint(images),
                           **self.extractor_id()}, sort_keys=True)
         return stats_dir() / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz", key
 
@@ -230,14 +260,14 @@ class EvalContext:
         """Return per-image MSE, PSNR and SSIM of reconstructions of the real images (one pass)."""
         if self._recon is not None:
             return self._recon
-        from gencli.metrics.recon import mse, psnr, ssim
+        from gencli.metrics.recon import l1, mse, psnr, ssim
 
         model = self.model
         model.eval()
         images, labels = self.real_images()
         if getattr(model, "conditional", False) and labels is None:
             raise UserError(f"model {model.name!r} reconstructs with labels, but {self.data.name!r} has none")
-        parts: dict[str, list[torch.Tensor]] = {"mse": [], "psnr": [], "ssim": []}
+        parts: dict[str, list[torch.Tensor]] = {"l1": [], "mse": [], "psnr": [], "ssim": []}
         originals, reconstructed = [], []
         with progress_bar("reconstructing", len(images), self.progress) as advance:
             for lo in range(0, len(images), self.batch_size):
@@ -246,6 +276,7 @@ class EvalContext:
                 y = model.reconstruct(x, lab).float().clamp(-1, 1)
                 # Errors on the [0, 1] scale, the convention for PSNR and SSIM.
                 a, b = (x + 1) / 2, (y + 1) / 2
+                parts["l1"].append(l1(a, b).cpu())
                 parts["mse"].append(mse(a, b).cpu())
                 parts["psnr"].append(psnr(a, b).cpu())
                 parts["ssim"].append(ssim(a, b).cpu())
@@ -260,12 +291,105 @@ class EvalContext:
         )
         return self._recon
 
+    # ------------------------------------------------------------------ translations
+    @property
+    def translating(self) -> bool:
+        """Whether metrics judge translations of held-out images rather than samples or reconstructions."""
+        return is_translation_model(self.model)
+
+    @property
+    def paired(self) -> bool:
+        """Whether every source image has its aligned ground truth in the other domain."""
+        return self.data.kind == "paired" and self.data.targets is not None
+
+    def directions(self) -> tuple[str, ...]:
+        """Return the directions evaluated: those the model translates, which the data has both sides of."""
+        if self.data.kind not in ("paired", "unpaired") or self.data.targets is None:
+            raise UserError(f"evaluating translations needs two image domains (paired or unpaired data); "
+                            f"{self.data.name!r} is {self.data.kind}; pass --data with A and B images")
+        return tuple(getattr(self.model, "directions", ("a2b", "b2a")))
+
+    def domains(self, direction: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (source, target-domain) images of ``direction`` (uint8), at most ``n`` of each, a fixed subset."""
+        a, b = self.data.images, self.data.targets
+        source, target = (a, b) if direction == "a2b" else (b, a)
+        if self.paired:  # the same indices on both sides keep every pair aligned
+            idx = _fixed_subset(len(source), self.n)
+            return source[idx], target[idx]
+        return source[_fixed_subset(len(source), self.n)], target[_fixed_subset(len(target), self.n)]
+
+    @torch.no_grad()
+    def translations(self, direction: str) -> Translations:
+        """Return the translations of the held-out source images of ``direction`` (one pass, cached)."""
+        if direction in self._translations:
+            return self._translations[direction]
+        from gencli.metrics.recon import l1, mse, psnr, ssim
+
+        model = self.model
+        model.eval()
+        source, target = self.domains(direction)
+        outputs: list[torch.Tensor] = []
+        parts: dict[str, list[torch.Tensor]] = {"l1": [], "mse": [], "psnr": [], "ssim": []}
+        with progress_bar(f"translating {direction}", len(source), self.progress) as advance:
+            for lo in range(0, len(source), self.batch_size):
+                x = to_float(source[lo : lo + self.batch_size].to(self.device))
+                y = model.translate(x, direction).float().clamp(-1, 1)
+                if tuple(y.shape) != tuple(x.shape):
+                    raise RuntimeError(f"{model.name}.translate returned shape {tuple(y.shape)} for {tuple(x.shape)}")
+                # Quantised as a saved PNG would be, so numbers agree with tools that read files.
+                u8 = to_uint8(y)
+                outputs.append(u8.cpu())
+                if self.paired:
+                    # Errors on the [0, 1] scale against the ground truth, as for reconstructions.
+                    a = u8.float() / 255
+                    b = target[lo : lo + len(x)].to(self.device).float() / 255
+                    for key, fn in (("l1", l1), ("mse", mse), ("psnr", psnr), ("ssim", ssim)):
+                        parts[key].append(fn(a, b).cpu())
+                advance(len(x))
+        errors = {k: torch.cat(v) for k, v in parts.items()} if self.paired else {}
+        result = Translations(direction, source, torch.cat(outputs), target if self.paired else None, **errors)
+        self._translations[direction] = result
+        return result
+
+    def translated_features(self, direction: str) -> FeatureSet:
+        """Return the features of the translations of ``direction``."""
+        if direction not in self._translated:
+            images = self.translations(direction).outputs
+            feats = extract(self.feature_extractor(), images, self.batch_size, self.device,
+                            f"features of {direction}", self.progress)
+            self._translated[direction] = FeatureSet(feats)
+        return self._translated[direction]
+
+    def domain_features(self, direction: str) -> FeatureSet:
+        """Return the features of the real images of ``direction``'s target domain, from the disk cache when possible."""
+        if direction in self._domain_real:
+            return self._domain_real[direction]
+        _, images = self.domains(direction)
+        path, key = self._cache_entry_for(images, {"domain": "B" if direction == "a2b" else "A"})
+        cached = _read_cache(path, key) if path else None
+        if cached is None:
+            what = f"real {'B' if direction == 'a2b' else 'A'} features"
+            cached = FeatureSet(extract(self.feature_extractor(), images, self.batch_size, self.device, what,
+                                        self.progress))
+            if path:
+                _write_cache(path, key, cached)
+        self._domain_real[direction] = cached
+        return cached
+
+    def real_feature_count(self) -> int | None:
+        """Return the fewest real images any feature statistics were computed on (None: none were)."""
+        counts = [len(fs) for fs in [self._real, *self._domain_real.values()] if fs is not None]
+        return min(counts) if counts else None
+
     # ------------------------------------------------------------------ settings
     def settings(self) -> dict[str, Any]:
         """Return the settings that produced the numbers (logged beside them)."""
         s: dict[str, Any] = {"n": self.n, "seed": self.seed, "batch_size": self.batch_size}
         if self._real is not None or self._recon is not None:
             s["n_real"] = len(self.real_images()[0])
+        if self._translations:
+            s["directions"] = list(self._translations)
+            s["n_real"] = min(len(t.inputs) for t in self._translations.values())
         if self.label is not None:
             s["label"] = self.label
         if self.extractor is not None:
@@ -275,6 +399,16 @@ class EvalContext:
         if self.sample_options:
             s["sample_options"] = dict(self.sample_options)
         return s
+
+
+def _fixed_subset(total: int, n: int) -> torch.Tensor | slice:
+    """Return the indices of at most ``n`` of ``total`` images, the same for every evaluation.
+
+    Seed 0, not --seed: the same real images every time, so their features cache.
+    """
+    if total <= n:
+        return slice(None)
+    return torch.randperm(total, generator=torch.Generator().manual_seed(0))[:n].sort().values
 
 
 def _fingerprint(images: torch.Tensor, samples: int = 256) -> str:

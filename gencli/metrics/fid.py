@@ -98,6 +98,8 @@ class FID:
         ctx.feature_extractor()  # missing weights or a broken --features file fail before any generation
 
     def compute(self, ctx: "EvalContext") -> dict[str, float]:
+        if ctx.translating:  # translations of each direction against the real images of its target domain
+            return {f"fid/{d}": _fid(ctx.domain_features(d), ctx.translated_features(d)) for d in ctx.directions()}
         fake = ctx.generated_features()
         return {"fid": _fid(ctx.real_features(), fake)}
 

@@ -49,7 +49,8 @@ def find_weights(path: str | os.PathLike | None = None, download: bool = True) -
         p = Path(given).expanduser()
         if not p.is_file():
             source = "--fid-weights" if path else WEIGHTS_ENV
-            raise UserError(f"{source} {str(p)!r} does not exist; it should be {WEIGHTS_FILE} from {WEIGHTS_URL}")
+            raise UserError(f"{source} {str(p)!r} does not exist; it should be {WEIGHTS_FILE} from {WEIGHTS_URL}, "
+                            "or pass --features NET.pt, a TorchScript feature network of your own")
         return p
     cached = cached_weights_path()
     if cached.is_file():
@@ -60,10 +61,16 @@ def find_weights(path: str | os.PathLike | None = None, download: bool = True) -
             return cached
         except Exception:  # offline, proxy, wrong hash: all end in the same advice
             cached.unlink(missing_ok=True)
-    raise UserError(
-        f"FID needs the Inception weights {WEIGHTS_FILE}: download {WEIGHTS_URL} and put it at "
-        f"{cached}, or pass --fid-weights PATH (or set {WEIGHTS_ENV})"
-    )
+    raise UserError(missing_weights_message())
+
+
+def missing_weights_message(metrics: list[str] | None = None) -> str:
+    """Return the one line saying which metrics need the Inception weights and the two ways to provide features."""
+    what = ", ".join(metrics) if metrics else "FID-style metrics"
+    verb = "needs" if metrics and len(metrics) == 1 else "need"
+    return (f"{what} {verb} the Inception weights {WEIGHTS_FILE}, which are not here and could not be downloaded: "
+            f"put {WEIGHTS_URL} at {cached_weights_path()} or pass --fid-weights FILE (or set {WEIGHTS_ENV}), "
+            "or pass --features NET.pt, a TorchScript feature network of your own")
 
 
 _HASHES: dict[tuple[str, int, int], str] = {}
@@ -128,14 +135,17 @@ class FIDInception(nn.Module):
 
 def load_fid_inception(weights: str | os.PathLike) -> FIDInception:
     """Return the FID Inception with the weights of file ``weights``, in eval mode on the CPU."""
+    way_out = (f"it should be {WEIGHTS_FILE} from {WEIGHTS_URL} (download it again), "
+               "or pass --features NET.pt, a TorchScript feature network of your own")
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise UserError(f"cannot read FID Inception weights {str(weights)!r}: {type(exc).__name__}") from None
+        # torch's own message for a damaged archive is often a bare key or offset: name the file instead.
+        raise UserError(f"FID Inception weights {str(weights)!r} are damaged or not a weights file "
+                        f"({type(exc).__name__}); {way_out}") from None
     net = fid_inception_architecture()
     try:
         net.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError):
-        raise UserError(f"{str(weights)!r} does not hold FID Inception weights "
-                        f"({WEIGHTS_FILE} from {WEIGHTS_URL})") from None
+        raise UserError(f"{str(weights)!r} does not hold the FID Inception weights; {way_out}") from None
     return FIDInception(net).eval()

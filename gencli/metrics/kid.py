@@ -73,6 +73,13 @@ class KID:
         ctx.feature_extractor()  # missing weights or a broken --features file fail before any generation
 
     def compute(self, ctx: "EvalContext") -> dict[str, float]:
+        if ctx.translating:
+            out: dict[str, float] = {}
+            for d in ctx.directions():
+                mean, std = kid(ctx.domain_features(d).features, ctx.translated_features(d).features, seed=ctx.seed,
+                                device=ctx.device)
+                out.update({f"kid/{d}": mean, f"kid_std/{d}": std})
+            return out
         fake = ctx.generated_features()
         mean, std = kid(ctx.real_features().features, fake.features, seed=ctx.seed, device=ctx.device)
         return {"kid": mean, "kid_std": std}

@@ -66,5 +66,11 @@ class PRDC:
         ctx.feature_extractor()  # missing weights or a broken --features file fail before any generation
 
     def compute(self, ctx: "EvalContext") -> dict[str, float]:
+        if ctx.translating:
+            out: dict[str, float] = {}
+            for d in ctx.directions():
+                values = prdc(ctx.domain_features(d).features, ctx.translated_features(d).features, device=ctx.device)
+                out.update({f"{k}/{d}": v for k, v in values.items()})
+            return out
         fake = ctx.generated_features()
         return prdc(ctx.real_features().features, fake.features, device=ctx.device)

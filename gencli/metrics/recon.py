@@ -1,6 +1,9 @@
-"""Reconstruction quality of autoencoders on held-out images: MSE, PSNR and SSIM.
+"""Per-pixel agreement with ground truth: reconstructions of autoencoders, translations of paired data.
 
-All three are computed per image on the [0, 1] scale and averaged over images.
+An autoencoder is judged on its reconstructions of held-out images; a translation model on
+paired data on its translations against the aligned targets, per direction (``ssim/a2b``).
+All are computed per image on the [0, 1] scale and averaged over images.
+- L1: mean absolute pixel error (the pix2pix training loss, on this scale).
 - MSE: mean squared pixel error.
 - PSNR: 10 log10(1 / MSE) in dB, the per-image MSE floored at 1e-10 so a perfect reconstruction
   reads 100 dB instead of infinity.
@@ -17,11 +20,18 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
+from gencli.errors import UserError
+
 if TYPE_CHECKING:
     from gencli.metrics.context import EvalContext
 
 SSIM_WINDOW, SSIM_SIGMA, SSIM_K1, SSIM_K2 = 11, 1.5, 0.01, 0.03
 PSNR_FLOOR = 1e-10
+
+
+def l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Return the mean absolute error of each image pair [N]."""
+    return (x.float() - y.float()).abs().flatten(1).mean(1)
 
 
 def mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -66,8 +76,23 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, window: int 
 class _Reconstruction:
     key = ""
 
+    def check(self, ctx: "EvalContext") -> None:
+        if ctx.translating and not ctx.paired:
+            raise UserError(f"{self.key} compares translations with their ground truth, which {ctx.data.name!r} "
+                            f"({ctx.data.kind}) lacks; use fid or kid, or pass --data with paired images")
+        if not ctx.translating and self.key == "l1" and not ctx.model.can("reconstruct"):
+            raise UserError(f"l1 needs a model that reconstructs or translates; {ctx.model.name!r} does neither")
+
     def compute(self, ctx: "EvalContext") -> dict[str, float]:
+        if ctx.translating:
+            return {f"{self.key}/{d}": float(getattr(ctx.translations(d), self.key).mean()) for d in ctx.directions()}
         return {self.key: float(getattr(ctx.reconstructions(), self.key).mean())}
+
+
+class L1(_Reconstruction):
+    """Mean absolute error on the [0, 1] scale (lower is better)."""
+
+    key = "l1"
 
 
 class MSE(_Reconstruction):

@@ -16,6 +16,13 @@ process or many:
   per-example noise through ``self.randn(n, ...)`` / ``self.randn_like(x)``, so a data-parallel
   run draws exactly the noise a single process would for the same global batch;
 - return a dict of scalar tensors, detached; the engine reads them only when it logs.
+
+A model whose update consumes several real batches (a WGAN critic that sees a fresh batch for
+each of its ``n_critic`` updates, as in Algorithm 1 of Arjovsky et al.) says so with
+``batches_per_step`` = k: the engine then hands ``train_step`` a list of k consecutive batches
+of the data stream instead of one batch. An epoch stays one pass over the data (it takes 1/k as
+many steps), a step may span the end of an epoch, and checkpoints record the stream position
+just past the last whole step, so a resumed run sees exactly the batches an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -181,8 +188,16 @@ class Model:
         """Return learning-rate schedulers by name; stepped by the model itself."""
         return {}
 
-    def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """Perform one full update and return its losses as detached scalar tensors."""
+    @property
+    def batches_per_step(self) -> int:
+        """Return how many real batches one ``train_step`` consumes; above 1, it receives them as a list."""
+        return 1
+
+    def train_step(self, batch: Batch | list[Batch]) -> dict[str, torch.Tensor]:
+        """Perform one full update and return its losses as detached scalar tensors.
+
+        ``batch`` is one ``Batch``, or a list of ``batches_per_step`` batches when that is above 1.
+        """
         raise NotImplementedError
 
     def extra_state(self) -> dict[str, Any]:
@@ -222,9 +237,19 @@ class Model:
         """Return images ``x`` translated to the other domain (``a2b`` or ``b2a``)."""
         raise NotImplementedError
 
-    def figure(self, kind: str, n: int, generator: torch.Generator | None = None, **options) -> tuple[torch.Tensor, int]:
-        """Return (images in [-1, 1], images per row) of a figure declared in ``figures``."""
+    def figure(self, kind: str, n: int | None, generator: torch.Generator | None = None,
+               **options) -> tuple[torch.Tensor, int]:
+        """Return (images in [-1, 1], images per row) of a special figure listed in ``figures``.
+
+        ``n`` is how many examples (rows, for most figures); None means the figure's own default,
+        a handful that keeps it legible.
+        """
         raise NotImplementedError
+
+    def figure_captions(self, kind: str, n: int | None = None, **options) -> tuple[list[str] | None, list[str] | None]:
+        """Return (column headings, row names) to draw around figure ``kind`` made with the same
+        ``options``, e.g. each column's timestep; None for either means no text there."""
+        return None, None
 
     # ------------------------------------------------------------------ what commands read
     @property

@@ -29,6 +29,7 @@ from gencli.models.base import Model
 from gencli.training import checkpoint as ckpt
 from gencli.training import distributed as dist_util
 from gencli.runs import METRICS_FILE, append_row, new_run_dir, read_run_info, truncate_rows, write_run_info
+from gencli.training.intervals import EPOCH_SUFFIX, interval_steps, parse_interval
 
 DEFAULT_DATA = {"images": "shapes", "labelled": "shapes", "paired": "shapes-paired", "unpaired": "shapes-unpaired"}
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -54,8 +55,9 @@ class TrainConfig:
     source: str | None = None  # `train MODEL --from RUN`: the run a two-stage model builds on
     out: Path | None = None
     resume: Path | None = None
-    sample_every: int | None = None
-    checkpoint_every: int | None = None
+    # Steps (500) or epochs ("2ep"); see gencli.training.intervals.
+    sample_every: int | str | None = None
+    checkpoint_every: int | str | None = None
     log_every: int = 10
     keep_checkpoints: int = 3
     compile: bool = False
@@ -236,8 +238,11 @@ def _plan_new(config: TrainConfig) -> Plan:
         hparams.check(hp)
     else:
         hp = hparams.build(cls.Hyperparameters, values)
-    for name in ("steps", "epochs", "batch_size", "image_size", "channels", "sample_every", "checkpoint_every"):
+    for name in ("steps", "epochs", "batch_size", "image_size", "channels"):
         _positive(name, getattr(config, name))
+    for name in ("sample_every", "checkpoint_every"):
+        if getattr(config, name) is not None:
+            parse_interval(getattr(config, name), name)
     if config.steps is not None and config.epochs is not None:
         raise UserError("give --steps or --epochs, not both")
     # a model trained on top of another run defaults to that run's data and image shape
@@ -273,7 +278,8 @@ def _plan_new(config: TrainConfig) -> Plan:
             "batch_size": config.batch_size or d.batch_size,
             "seed": config.seed,
             "precision": config.precision,
-            "sample_every": config.sample_every or d.sample_every,
+            # A run measured in epochs samples once an epoch unless told otherwise.
+            "sample_every": config.sample_every or (f"1{EPOCH_SUFFIX}" if config.epochs else d.sample_every),
             "checkpoint_every": config.checkpoint_every or d.checkpoint_every,
             "log_every": config.log_every,
             "keep_checkpoints": config.keep_checkpoints,
@@ -317,12 +323,20 @@ def _plugin_field(plugin: str, key: str) -> str:
     return getattr(info, key) if info is not None else ""
 
 
-def _total_steps(t: dict[str, Any], batches_per_epoch: int, default: int) -> int:
+def _total_steps(t: dict[str, Any], steps_per_epoch: float, default: int) -> int:
     if t.get("steps"):
         return int(t["steps"])
     if t.get("epochs"):
-        return int(t["epochs"]) * batches_per_epoch
+        return max(1, int(int(t["epochs"]) * steps_per_epoch))
     return default
+
+
+def batches_per_step(model: Model) -> int:
+    """Return how many real batches one ``train_step`` of ``model`` consumes (the contract's ``batches_per_step``)."""
+    k = getattr(model, "batches_per_step", 1)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise TypeError(f"{type(model).__name__}.batches_per_step must be a whole number >= 1, got {k!r}")
+    return k
 
 
 def _preview_data(plan: Plan, model: Model) -> ImageData:
@@ -379,7 +393,8 @@ def train(config: TrainConfig, display=None) -> Path:
     load_size = info["data"].get("load_size")
     stream = BatchStream(plan.data, t["batch_size"], device, t["seed"], info_dist.rank, info_dist.world_size,
                          crop_size=image_shape[1] if load_size else None, flip=plan.cls.augment_flip)
-    total = _total_steps(t, len(stream), plan.cls.defaults.steps)
+    # An epoch stays one pass over the data: a model that consumes k batches a step takes 1/k the steps.
+    total = _total_steps(t, len(stream) / batches_per_step(model), plan.cls.defaults.steps)
     epoch, batch_index = 0, 0
     if plan.resume_from is not None:
         ckpt.load_weights(plan.resume_from, model)
@@ -451,7 +466,9 @@ class _Loop:
         self.total, self.dist, self.config = total, dist_info, config
         self.preview_inputs = preview_inputs
         t = info["training"]
-        self.sample_every, self.checkpoint_every = t["sample_every"], t["checkpoint_every"]
+        steps_per_epoch = len(stream) / batches_per_step(model)
+        self.sample_every = interval_steps(t["sample_every"], steps_per_epoch, "sample_every")
+        self.checkpoint_every = interval_steps(t["checkpoint_every"], steps_per_epoch, "checkpoint_every")
         self.log_every, self.keep = t.get("log_every", 10), t.get("keep_checkpoints", 3)
         self.tracker = LossTracker()
         self.last_losses: dict[str, float] = {}
@@ -528,13 +545,14 @@ class _Loop:
             return
         if self.tensorboard is not None:
             self.tensorboard.flush()
-        from gencli.media.images import gif_from_pngs
+        from gencli.media.images import progress_gif
         from gencli.media.loss_curves import plot_losses
         from gencli.runs import read_training_rows
 
         frames = sorted((self.run_dir / "samples").glob("step-*.png"))
         frames = [f for f in frames if int(f.stem.split("-")[1]) <= self.model.step]
-        gif_from_pngs(frames, self.run_dir / "progress.gif")
+        progress_gif(frames, self.run_dir / "progress.gif",
+                     steps_per_epoch=len(self.stream) / batches_per_step(self.model))
         plot_losses(read_training_rows(self.run_dir / METRICS_FILE), self.run_dir / "losses.png", title=self.run_dir.name)
 
     def set_status(self, status: str, **extra) -> None:
@@ -558,17 +576,26 @@ class _Loop:
         display = display or TrainDisplay(title, self.total, quiet=self.config.quiet or not self.dist.is_main)
         self.epoch, self.next_batch = epoch, batch_index
         model.train()
+        per_step = batches_per_step(model)
+        # The batches of the step being gathered; a step may span the end of an epoch. Checkpoints
+        # fall between steps only, so (epoch, next batch) always points just past a whole step.
+        group: list = []
         with display, Interrupt() as interrupt:
             self.interrupt = interrupt
             try:
                 while model.step < self.total and not self.stopping():
                     for batch in self.stream.epoch(self.epoch, start=self.next_batch):
-                        losses = model.train_step(batch)
-                        model.step += 1
                         self.next_batch += 1
                         if self.next_batch >= len(self.stream):
                             self.epoch, self.next_batch = self.epoch + 1, 0
-                        self.tracker.add(losses, model.step, len(batch) * 1)
+                        group.append(batch)
+                        if len(group) < per_step:
+                            continue
+                        losses = model.train_step(group if per_step > 1 else batch)
+                        images = sum(len(b) for b in group)
+                        group = []
+                        model.step += 1
+                        self.tracker.add(losses, model.step, images)
                         last = model.step >= self.total
                         if model.step % self.log_every == 0 or last:
                             self.log(display)

@@ -30,6 +30,8 @@ from gencli_diffusion.unet import UNet
 PREVIEW_STEPS = 20
 # Columns of the forward-process figure, as fractions of T (0 is the clean image).
 FORWARD_NOISE_FRACTIONS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+# Rows (real images) of the forward-noise figure when the caller does not ask for a number.
+FORWARD_NOISE_ROWS = 4
 SAMPLERS = ("ddim", "ddpm")
 
 
@@ -272,15 +274,17 @@ class DDPM(Model):
         nrow = self.num_classes if inputs.get("labels") is not None else max(1, round(len(images) ** 0.5))
         return images, nrow
 
-    def figure(self, kind: str, n: int, generator: torch.Generator | None = None,
+    def figure(self, kind: str, n: int | None, generator: torch.Generator | None = None,
                data: ImageData | None = None, timesteps: Any = None, **options) -> tuple[torch.Tensor, int]:
-        """Return (images, images per row): ``n`` real images, one per row, noised by the forward
-        process at each of ``timesteps`` (0 is the clean image, T pure noise)."""
+        """Return (images, images per row): ``n`` real images (default ``FORWARD_NOISE_ROWS``), one
+        per row, noised by the forward process at each of ``timesteps`` (0 is the clean image, T
+        pure noise)."""
         if kind != "forward-noise":
             raise UserError(f"ddpm draws no {kind!r} figure; it draws: forward-noise")
         if data is None:
             raise UserError("the forward-noise figure needs real images to noise (data=ImageData)")
         columns = self._figure_timesteps(timesteps)
+        n = FORWARD_NOISE_ROWS if n is None else n
         idx = torch.randperm(len(data.images), generator=generator)[:n]
         x = to_float(data.images[idx]).to(self.device)
         # Run the Markov chain q(x_t | x_{t-1}) step by step: each row is one real trajectory.
@@ -292,6 +296,13 @@ class DDPM(Model):
                 frames[t] = x
         grid = torch.stack([frames[t].clamp(-1, 1) for t in columns], dim=1).flatten(0, 1)
         return grid, len(columns)
+
+    def figure_captions(self, kind: str, n: int | None = None, timesteps: Any = None,
+                        **options) -> tuple[list[str] | None, list[str] | None]:
+        """Return the forward-noise figure's column headings: the timestep of each column."""
+        if kind != "forward-noise":
+            return None, None
+        return [f"t={t}" for t in self._figure_timesteps(timesteps)], None
 
     # ------------------------------------------------------------------ option checks
     def _figure_timesteps(self, timesteps: Any) -> list[int]:

@@ -127,7 +127,12 @@ class DCGANArchitecture:
 
     g_width: int = field(default=64, metadata={"help": "generator channels at its last hidden layer (doubling inwards)"})
     d_width: int = field(default=64, metadata={"help": "discriminator channels at its first layer (doubling inwards)"})
-    depth: int = field(default=0, metadata={"help": "extra 3x3 conv layers per resolution in both networks"})
+    depth: int = field(default=0, metadata={
+        "help": "extra 3x3 conv layers per resolution in both networks, where g_depth / d_depth are unset"})
+    g_depth: int | None = field(default=None, metadata={
+        "help": "extra 3x3 conv layers per resolution in the generator (unset: depth)"})
+    d_depth: int | None = field(default=None, metadata={
+        "help": "extra 3x3 conv layers per resolution in the discriminator (unset: depth)"})
     upsample: Upsample = field(
         default="transpose", metadata={"help": "generator upsampling: transpose, nearest (+conv) or pixelshuffle"})
     d_norm: DiscriminatorNorm = field(default="batch", metadata={"help": "discriminator normalisation"})
@@ -136,7 +141,9 @@ class DCGANArchitecture:
     def validate(self) -> None:
         require(self.g_width >= 1, f"g_width must be at least 1, got {self.g_width}")
         require(self.d_width >= 1, f"d_width must be at least 1, got {self.d_width}")
-        require(self.depth >= 0, f"depth must be >= 0, got {self.depth}")
+        for key in ("depth", "g_depth", "d_depth"):
+            value = getattr(self, key)
+            require(value is None or value >= 0, f"{key} must be >= 0, got {value}")
         require(0 <= self.d_dropout < 1, f"d_dropout must be in [0, 1), got {self.d_dropout}")
         validate_next(DCGANArchitecture, self)
 
@@ -165,6 +172,9 @@ class DCGAN(GAN):
 
     def build_networks(self) -> dict[str, nn.Module]:
         hp, c, s = self.hp, self.channels, self.image_size
-        G = init_normal(DCGANGenerator(hp.z_dim, c, s, hp.g_width, hp.depth, hp.upsample, self.label_count))
-        D = init_normal(DCGANDiscriminator(c, s, hp.d_width, hp.depth, hp.d_norm, hp.d_dropout, self.label_count))
+        # A deeper-but-narrower generator against an unchanged discriminator needs the two apart.
+        g_depth = hp.depth if hp.g_depth is None else hp.g_depth
+        d_depth = hp.depth if hp.d_depth is None else hp.d_depth
+        G = init_normal(DCGANGenerator(hp.z_dim, c, s, hp.g_width, g_depth, hp.upsample, self.label_count))
+        D = init_normal(DCGANDiscriminator(c, s, hp.d_width, d_depth, hp.d_norm, hp.d_dropout, self.label_count))
         return {"G": G, "D": D, "G_ema": ema_copy(G)}

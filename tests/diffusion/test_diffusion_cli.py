@@ -133,3 +133,20 @@ def test_the_example_config_is_one_step_from_the_papers_cifar10_network():
     net = UNet(3, hp.base_width, hp.channel_mults, hp.res_blocks, hp.attention_levels, hp.dropout, 10)
     # the paper's 35.7M, plus 2.6M for the scale-shift norm's embedding projections (Nichol & Dhariwal)
     assert sum(p.numel() for p in net.parameters()) == pytest.approx(38.3e6, rel=0.01)
+
+
+def test_class_grids_from_the_command_line(cli, labelled_run, tmp_path):
+    import gencli
+
+    classes = gencli.load_run(labelled_run).classes
+    grid = cli("sample", labelled_run, "--label", "all", "-n", "2", "--set", "steps=2", "--out", tmp_path / "all.png")
+    assert grid.exit_code == 0, grid.output
+    width, height = Image.open(tmp_path / "all.png").size
+    assert height >= len(classes) * 16 and width > 2 * 16  # a row per class, names in a left margin
+    folders = cli("sample", labelled_run, "--label", f"{classes[1]},0", "-n", "2", "--no-grid", "--set", "steps=2",
+                  "--out", tmp_path / "per-class")
+    assert folders.exit_code == 0, folders.output
+    assert sorted(p.name for p in (tmp_path / "per-class").iterdir()) == sorted([classes[1], classes[0]])
+    assert all(len(list(p.glob("*.png"))) == 2 for p in (tmp_path / "per-class").iterdir())
+    bad = cli("sample", labelled_run, "--label", "0,nosuch", "--set", "steps=2")
+    assert bad.exit_code == 2 and "unknown class 'nosuch'" in bad.stderr

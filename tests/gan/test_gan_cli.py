@@ -11,6 +11,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from gan_helpers import TINY
+from gencli.training.engine import TrainConfig
 
 SIZE = 16
 MODELS = ["gan", "dcgan", "wgan", "wgan-gp", "cgan", "ssgan"]
@@ -153,3 +154,53 @@ def test_resumed_dcgan_matches_an_uninterrupted_run_exactly(tmp_path):
         assert a.keys() == b.keys()
         for k in a:
             assert torch.equal(a[k]["exp_avg"], b[k]["exp_avg"]) and torch.equal(a[k]["exp_avg_sq"], b[k]["exp_avg_sq"])
+
+
+# ---------------------------------------------------------------------------------- batches per step
+def _wgan_config(out, **kw):
+    from gencli.training.engine import TrainConfig
+
+    settings = {"model": "wgan", "data": "shapes", "batch_size": 250, "image_size": SIZE, "channels": 3, "seed": 3,
+                "device": "cpu", "overrides": {**TINY["wgan"], "n_critic": 4}, "out": out, "sample_every": 1000,
+                "checkpoint_every": 1000, "quiet": True, "sample_count": 4}
+    return TrainConfig(**{**settings, **kw})
+
+
+def test_the_wgan_critic_sees_a_fresh_real_batch_per_update_and_an_epoch_is_one_pass(tmp_path, monkeypatch):
+    from gencli.training.engine import train
+    from gencli_gan.wgan import WGAN
+
+    seen = []
+    original = WGAN.discriminator_step
+
+    def record(self, real, labels, noise_std, fake=None):
+        seen.append((self.step, float(real.double().sum())))
+        return original(self, real, labels, noise_std, fake)
+
+    monkeypatch.setattr(WGAN, "discriminator_step", record)
+    run = train(_wgan_config(tmp_path / "run", epochs=1))
+    batches_per_epoch = 10_000 // 250
+    steps = json.loads((run / "run.json").read_text())["step"]
+    assert steps == batches_per_epoch // 4  # four real batches a step: an epoch takes a quarter of the steps
+    assert len(seen) == batches_per_epoch
+    for step in range(steps):
+        sums = [s for st, s in seen if st == step]
+        assert len(sums) == 4 and len(set(sums)) == 4  # n_critic distinct real batches in each step
+    assert len({s for _, s in seen}) == batches_per_epoch  # every batch of the epoch, each once
+
+
+def test_a_resumed_wgan_matches_an_uninterrupted_run_when_a_step_spans_two_epochs(tmp_path):
+    from gencli.training.engine import train
+
+    # 20 batches an epoch, 3 a step: step 7 takes the last two of epoch 0 and the first of epoch 1.
+    overrides = {**TINY["wgan"], "n_critic": 3}
+    whole = train(_wgan_config(tmp_path / "whole", steps=9, batch_size=500, overrides=overrides, checkpoint_every=6))
+    part = train(_wgan_config(tmp_path / "part", steps=6, batch_size=500, overrides=overrides, checkpoint_every=6))
+    state = torch.load(part / "checkpoints" / "step-00000006" / "state.pt", weights_only=True)
+    assert (state["epoch"], state["batch_in_epoch"]) == (0, 18)
+    train(TrainConfig(model="wgan", resume=part, steps=9, device="cpu", quiet=True, sample_count=4))
+    a = load_file(str(whole / "checkpoints" / "step-00000009" / "weights.safetensors"))
+    b = load_file(str(part / "checkpoints" / "step-00000009" / "weights.safetensors"))
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+    final = torch.load(part / "checkpoints" / "step-00000009" / "state.pt", weights_only=True)
+    assert (final["epoch"], final["batch_in_epoch"]) == (1, 7)

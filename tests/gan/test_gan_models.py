@@ -333,3 +333,39 @@ def test_the_generator_runs_forward_once_per_step_at_one_to_one(name, n_critic, 
     model.train_step(next(iter(BatchStream(shapes(16, 3, 64), 8).epoch(0))))
     assert len(calls) == forwards
     assert calls.count(True) == g_steps  # the fakes the generator learns through carry its graph
+
+
+def test_dcgan_generator_and_discriminator_depths_vary_independently():
+    def conv_count(net):
+        return sum(isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) for m in net.modules())
+
+    base = tiny_model("dcgan")
+    deep_g = tiny_model("dcgan", g_depth=2)
+    deep_d = tiny_model("wgan", d_depth=1)
+    both = tiny_model("dcgan", depth=1)
+    g0, d0 = conv_count(base.nets["G"]), conv_count(base.nets["D"])
+    assert conv_count(deep_g.nets["G"]) > g0 and conv_count(deep_g.nets["D"]) == d0
+    assert conv_count(deep_d.nets["G"]) == g0 and conv_count(deep_d.nets["D"]) > d0
+    # depth still deepens both where g_depth / d_depth are unset, and they override it.
+    assert conv_count(both.nets["G"]) > g0 and conv_count(both.nets["D"]) > d0
+    override = tiny_model("dcgan", depth=1, d_depth=0)
+    assert conv_count(override.nets["G"]) == conv_count(both.nets["G"]) and conv_count(override.nets["D"]) == d0
+
+
+def test_ssgan_rotation_loss_starts_above_chance_because_the_head_reads_sum_pooled_features():
+    import torch.nn.functional as F
+
+    from gencli_gan.ssgan import rotate_batch
+
+    model = tiny_model("ssgan", size=32)
+    D = model.nets["D"].eval()
+    rotated, rotations = rotate_batch(to_float(shapes(32, count=16).images[:8]))
+    with torch.no_grad():
+        features = D.blocks(rotated)
+        _, logits = D(rotated)
+        assert torch.allclose(logits, D.rotation(features.sum(dim=(2, 3))), atol=1e-5)  # the authors' sum pooling
+        summed = float(F.cross_entropy(logits, rotations))
+        averaged = float(F.cross_entropy(D.rotation(features.mean(dim=(2, 3))), rotations))
+    chance = math.log(4)
+    assert summed > 2 * chance  # far above a uniform guess: the logits carry the 64 positions' sum
+    assert abs(averaged - chance) < 0.1  # the same head on averaged features starts at chance

@@ -140,6 +140,24 @@ def test_asking_for_fid_without_weights_fails_with_one_line(cli, vae_run, fresh,
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_without_weights_the_metrics_that_need_none_are_still_computed(cli, vae_run, fresh, no_inception):
+    run = fresh(vae_run)
+    result = cli("eval", run, "--metrics", "fid,mse,ssim", "--n", "16", "--device", "cpu")
+    assert result.exit_code == 0, result.stderr
+    assert set(_eval_lines(run)[-1]["eval"]) == {"mse", "ssim"}
+    warning = result.stderr.strip()
+    assert len(warning.splitlines()) == 1
+    assert "skipping fid" in warning and "--fid-weights" in warning and "--features" in warning
+
+
+def test_prdc_without_weights_names_itself_not_fid(cli, vae_run, fresh, no_inception):
+    result = cli("eval", fresh(vae_run), "--metrics", "prdc", "--n", "16", "--device", "cpu")
+    assert result.exit_code == 2
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1 and "prdc needs the Inception weights" in line
+    assert "--fid-weights" in line and "--features" in line
+
+
 @pytest.mark.parametrize("args, message", [
     (["--metrics", "fdi"], "unknown metric 'fdi' (did you mean 'fid'"),
     (["--label", "1"], "not conditional"),
@@ -185,7 +203,7 @@ def test_metrics_that_need_a_missing_capability_are_refused():
             return torch.zeros(n, 3, 8, 8)
 
     model = OnlySamples.__new__(OnlySamples)  # the check reads the class, nothing needs building
-    with pytest.raises(UserError, match="metric 'ssim' needs a model that can reconstruct; model 'only-samples' can: sample"):
+    with pytest.raises(UserError, match="metric 'ssim' needs a model that can reconstruct or translate; model 'only-samples' can: sample"):
         resolve_metrics(model, ["fid", "ssim"])
 
 
@@ -241,3 +259,16 @@ def test_a_models_own_report_figures_are_drawn(vae_run, fresh, monkeypatch):
     run = fresh(vae_run)
     result = evaluate(run, ["mse"], n=8, device="cpu", progress=False)
     assert str(run / "own-figure.png") in result["figures"]
+
+
+def test_compare_shows_the_hyperparameters_that_set_runs_apart(cli, vae_run, fresh):
+    a, b = fresh(vae_run, "target-8"), fresh(vae_run, "target-14")
+    info = json.loads((b / "run.json").read_text())
+    info["hyperparameters"]["beta"] = 14.0
+    (b / "run.json").write_text(json.dumps(info))
+    rows = json.loads(cli("eval", "--compare", a, b, "--json").stdout)
+    assert [r["differs"] for r in rows] == [{"beta": json.loads((a / "run.json").read_text())["hyperparameters"]["beta"]},
+                                            {"beta": 14.0}]
+    table = cli("eval", "--compare", a, b)
+    assert "beta" in table.stdout and "14.0" in table.stdout
+    assert "latent_dim" not in table.stdout  # the same in both: not worth a row

@@ -108,9 +108,15 @@ def test_weights_come_from_the_option_then_the_environment_then_a_download(tmp_p
 def test_files_that_are_not_fid_weights_are_refused(tmp_path):
     wrong = tmp_path / "wrong.pth"
     torch.save({"conv.weight": torch.zeros(1)}, wrong)
-    with pytest.raises(UserError, match="does not hold FID Inception weights"):
+    with pytest.raises(UserError, match="does not hold the FID Inception weights; .*--features") as info:
         load_fid_inception(wrong)
+    assert str(wrong) in str(info.value)
     text = tmp_path / "text.pth"
     text.write_text("hello")
-    with pytest.raises(UserError, match="cannot read FID Inception weights"):
-        load_fid_inception(text)
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(wrong.read_bytes()[:-40])  # an interrupted download
+    for damaged in (text, truncated):
+        with pytest.raises(UserError, match="are damaged or not a weights file") as info:
+            load_fid_inception(damaged)
+        message = str(info.value)
+        assert str(damaged) in message and inception.WEIGHTS_URL in message and "--features" in message
