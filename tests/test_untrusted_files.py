@@ -98,3 +98,64 @@ def test_plain_torchscript_still_loads_and_other_files_get_one_line(scripted, tm
     _assert_refused(weights, tmp_path / "marker", "is not a TorchScript file")
     with pytest.raises(UserError, match="is a folder"):
         load_user_network(tmp_path, "--classifier")
+
+
+# ----------------------------------------------------------------------------- a run's own files
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory) -> tuple[Path, Path]:
+    from gencli.training.engine import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("runs")
+    tiny = dict(model="vae", data="shapes", steps=2, image_size=16, batch_size=8, overrides={"widths": "8,16"},
+                quiet=True)
+    return train(TrainConfig(out=root / "mine", **tiny)), train(TrainConfig(out=root / "other", seed=1, **tiny))
+
+
+@pytest.fixture
+def runs(two_runs, tmp_path) -> tuple[Path, Path]:
+    """Fresh copies of both runs, side by side, for a test to tamper with."""
+    import shutil
+
+    return tuple(Path(shutil.copytree(run, tmp_path / run.name, symlinks=True)) for run in two_runs)
+
+
+def _refuses_everywhere(run: Path, *expected: str) -> None:
+    from gencli.training import checkpoint as ckpt
+    from gencli.training.engine import TrainConfig, train
+    from gencli.training.runs import load_trained
+
+    for attempt in (lambda: ckpt.latest_checkpoint(run), lambda: load_trained(str(run)),
+                    lambda: train(TrainConfig(model="", resume=run, steps=4, quiet=True))):
+        with pytest.raises(UserError) as caught:
+            attempt()
+        message = str(caught.value)
+        assert len(message.splitlines()) == 1 and "refusing" in message, message
+        for text in expected:
+            assert text in message, message
+
+
+def test_a_latest_pointer_naming_another_run_is_refused(runs):
+    mine, other = runs
+    (mine / "checkpoints" / "latest").write_text("../../other/checkpoints/step-00000002")
+    _refuses_everywhere(mine, "../../other/checkpoints/step-00000002", "latest")
+
+
+def test_a_checkpoint_that_links_to_another_run_is_refused(runs):
+    mine, other = runs
+    own = mine / "checkpoints" / "step-00000002"
+    import shutil
+
+    shutil.rmtree(own)
+    own.symlink_to(other / "checkpoints" / "step-00000002", target_is_directory=True)
+    _refuses_everywhere(mine, str(own))
+
+
+@pytest.mark.parametrize("member", ["weights.safetensors", "state.pt"])
+def test_checkpoint_files_that_link_to_another_run_are_refused(runs, member):
+    mine, other = runs
+    own = mine / "checkpoints" / "step-00000002" / member
+    own.unlink()
+    own.symlink_to(other / "checkpoints" / "step-00000002" / member)
+    _refuses_everywhere(mine, member)
