@@ -119,6 +119,8 @@ def parse_assignments(pairs: list[str]) -> dict[str, str]:
 def read_config(path: str | Path) -> dict[str, Any]:
     """Read a TOML config: top-level training options plus an optional [hyperparameters] table."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"config file {str(path)!r} is a folder; give the TOML file itself")
     if not path.is_file():
         raise UserError(f"config file {str(path)!r} does not exist")
     try:
@@ -126,20 +128,33 @@ def read_config(path: str | Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"config file {str(path)!r} is not UTF-8 text (byte {exc.start}); "
+                        "save it as UTF-8, as TOML requires") from None
+    except OSError as exc:
+        raise UserError(f"cannot read config file {str(path)!r}: {exc.strerror or exc}") from None
 
 
-def build(cls, values: dict[str, Any], source: str = "--set"):
-    """Return an instance of hyperparameter dataclass ``cls`` with ``values`` applied and checked."""
+def build(cls, values: dict[str, Any], source: str | dict[str, str] = "--set"):
+    """Return an instance of hyperparameter dataclass ``cls`` with ``values`` applied and checked.
+
+    ``source`` says where the values came from, for error messages: one label for all of them,
+    or a label per key (``{"beta": "[hyperparameters] in 'c.toml'"}``; keys it lacks are ``--set``).
+    """
     known = fields(cls)
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for key, value in values.items():
+        where = source if isinstance(source, str) else source.get(key, "--set")
         if key not in known:
             raise UserError(
-                f"unknown hyperparameter {key!r} in {source}{did_you_mean(key, known)}; "
+                f"unknown hyperparameter {key!r} in {where}{did_you_mean(key, known)}; "
                 f"known: {', '.join(sorted(known))}"
             )
-        kwargs[key] = coerce(value, hints[key], key)
+        try:
+            kwargs[key] = coerce(value, hints[key], key)
+        except UserError as exc:
+            raise UserError(f"{exc} (in {where})") from None
     params = cls(**kwargs)
     validate = getattr(params, "validate", None)
     if validate is not None:

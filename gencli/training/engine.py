@@ -30,13 +30,13 @@ from gencli.models import hparams
 from gencli.models.base import Model
 from gencli.training import checkpoint as ckpt
 from gencli.training import distributed as dist_util
+from gencli.training import settings
 from gencli.training.runs import new_run_dir, read_run_info, write_run_info
 
 DEFAULT_DATA = {"images": "shapes", "labelled": "shapes", "paired": "shapes-paired", "unpaired": "shapes-unpaired"}
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = settings.PRECISIONS
 # Settings a TOML config may hold at its top level (the rest go in [hyperparameters]).
-CONFIG_KEYS = ("model", "data", "steps", "epochs", "batch_size", "image_size", "channels", "lr", "device",
-               "precision", "seed", "sample_every", "checkpoint_every", "log_every", "keep_checkpoints", "compile")
+CONFIG_KEYS = tuple(settings.SETTINGS)
 
 
 @dataclass
@@ -50,9 +50,12 @@ class TrainConfig:
     channels: int | None = None
     lr: float | None = None
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str | None = "fp32"
     seed: int = 0
     overrides: dict[str, Any] = field(default_factory=dict)
+    # Where each override came from, for error messages ("[hyperparameters] in 'c.toml'"); keys it
+    # lacks came from --set (and ``from_run`` from --from).
+    override_sources: dict[str, str] = field(default_factory=dict)
     out: Path | None = None
     resume: Path | None = None
     sample_every: int | None = None
@@ -106,9 +109,15 @@ def check_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
-def _positive(name: str, value: int | None) -> None:
-    if value is not None and value < 1:
-        raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+def check_settings(config: TrainConfig) -> None:
+    """Refuse any setting of ``config`` its flag would refuse, before anything is resolved or built."""
+    for key in settings.SETTINGS:
+        if key == "model" and config.resume is not None and not config.model:
+            continue  # the run names its model
+        value = getattr(config, key)
+        if key in ("precision", "device") and isinstance(value, str) and value.strip():
+            continue  # resolve_device and check_precision say more (what is available here)
+        settings.check_flag(key, value)
 
 
 class LossTracker:
@@ -184,7 +193,13 @@ class Interrupt:
 
 
 def merge_config_file(values: dict[str, Any], path: str | Path) -> dict[str, Any]:
-    """Return training options from a TOML file, with ``values`` (from the CLI) taking precedence."""
+    """Return training options from a TOML file, with ``values`` (from the CLI) taking precedence.
+
+    Every top-level value is checked by the same rules as its flag (``settings.SETTINGS``),
+    naming the file. ``compile = true`` comes back under ``compile``: the caller passes
+    ``compile=merged.pop("compile", flag)`` to ``TrainConfig``. ``override_sources`` says which
+    hyperparameters came from the file's [hyperparameters] table, for error messages.
+    """
     raw = hparams.read_config(path)
     hyper = raw.pop("hyperparameters", {})
     unknown = [k for k in raw if k not in CONFIG_KEYS]
@@ -195,13 +210,17 @@ def merge_config_file(values: dict[str, Any], path: str | Path) -> dict[str, Any
                         "hyperparameters belong in a [hyperparameters] table")
     if not isinstance(hyper, dict):
         raise UserError(f"[hyperparameters] in {str(path)!r} must be a table")
-    merged = dict(raw)
-    given = {k: v for k, v in values.items() if v is not None and k != "overrides"}
+    merged = {key: settings.check_file_value(key, value, str(path)) for key, value in raw.items()}
+    given = {k: v for k, v in values.items() if v is not None and k not in ("overrides", "override_sources")}
     if "steps" in given or "epochs" in given:  # the command line's run length replaces the file's
         merged.pop("steps", None)
         merged.pop("epochs", None)
     merged.update(given)
-    merged["overrides"] = {**hyper, **values.get("overrides", {})}
+    from_cli = values.get("overrides", {})
+    merged["overrides"] = {**hyper, **from_cli}
+    table = f"[hyperparameters] in {str(path)!r}"
+    merged["override_sources"] = {**values.get("override_sources", {}),
+                                  **{k: table for k in hyper if k not in from_cli}}
     return merged
 
 
@@ -215,6 +234,7 @@ class Plan:
     data: ImageData
     run_dir: Path | None
     resume_from: Path | None
+    changes: dict[str, Any] = field(default_factory=dict)  # settings a resume changed
 
 
 def _plan_new(config: TrainConfig) -> Plan:
@@ -226,9 +246,7 @@ def _plan_new(config: TrainConfig) -> Plan:
     values = dict(config.overrides)
     if config.lr is not None:
         values["lr"] = config.lr
-    hp = hparams.build(cls.Hyperparameters, values)
-    for name in ("steps", "epochs", "batch_size", "image_size", "channels", "sample_every", "checkpoint_every"):
-        _positive(name, getattr(config, name))
+    hp = hparams.build(cls.Hyperparameters, values, _override_sources(config, cls))
     if config.steps is not None and config.epochs is not None:
         raise UserError("give --steps or --epochs, not both")
     source = _source_run_data(values.get("from_run"))  # two-stage models default to their source's data
@@ -237,6 +255,7 @@ def _plan_new(config: TrainConfig) -> Plan:
     cls.check_shape(image_size, channels)
     data_spec = config.data or source.get("spec") or DEFAULT_DATA[cls.data]
     request = DataRequest(image_size, channels, "train", config.seed, load_size=cls.load_size(hp, image_size))
+    check_batch_memory(config.batch_size or d.batch_size, channels, request.stored_size)
     data = load_dataset(data_spec, request)
     check_kind(cls.name, cls.data, data, data_spec)
     if cls.conditional and cls.data == "labelled" and not data.num_classes:
@@ -261,7 +280,7 @@ def _plan_new(config: TrainConfig) -> Plan:
             "epochs": config.epochs,
             "batch_size": config.batch_size or d.batch_size,
             "seed": config.seed,
-            "precision": config.precision,
+            "precision": config.precision or "fp32",
             "sample_every": config.sample_every or d.sample_every,
             "checkpoint_every": config.checkpoint_every or d.checkpoint_every,
             "log_every": config.log_every,
@@ -273,6 +292,25 @@ def _plan_new(config: TrainConfig) -> Plan:
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     return Plan(cls, hp, info, data, None, None)
+
+
+def _override_sources(config: TrainConfig, cls: type) -> dict[str, str]:
+    """Where each hyperparameter value came from; refuses ``--from`` for a model that takes none."""
+    sources = {"from_run": "--from", "lr": "--lr", **config.override_sources}
+    if "from_run" in config.overrides and sources["from_run"] == "--from" \
+            and "from_run" not in hparams.fields(cls.Hyperparameters):
+        raise UserError(f"model {cls.name!r} does not start from another run, so it takes no --from "
+                        f"(two-stage models such as vqvae-prior do)")
+    return sources
+
+
+def check_batch_memory(batch_size: int, channels: int, size: int) -> None:
+    """Refuse a batch whose images alone (float32) would not fit in memory, before anything is allocated."""
+    from gencli.data.base import check_fits_in_memory
+
+    check_fits_in_memory(batch_size * channels * size * size * 4,
+                         f"a batch of {batch_size:,} images of {channels}x{size}x{size}",
+                         "use a smaller --batch-size or --image-size")
 
 
 def _source_run_data(from_run: str | None) -> dict[str, Any]:
@@ -288,6 +326,13 @@ def _source_run_data(from_run: str | None) -> dict[str, Any]:
     return {"spec": data["spec"], "channels": data["image_shape"][0], "image_size": data["image_shape"][1]}
 
 
+# What a resumed run takes from its run.json, whatever the command line says: changing any of
+# these would train a different model, or the same one on other batches, from the checkpoint.
+FIXED_ON_RESUME = ("model", "data", "image_size", "channels", "batch_size", "lr", "overrides", "precision", "seed")
+# What may change on resume; the new value is recorded in run.json.
+CHANGEABLE_ON_RESUME = ("steps", "epochs", "sample_every", "checkpoint_every", "log_every", "keep_checkpoints")
+
+
 def _plan_resume(config: TrainConfig) -> Plan:
     from gencli.plugins import registry
 
@@ -301,15 +346,66 @@ def _plan_resume(config: TrainConfig) -> Plan:
     spec = registry().model(info["model"])
     cls = spec.load()
     hp = hparams.build(cls.Hyperparameters, info["hyperparameters"], source="run.json")
+    _refuse_resume_changes(config, run_dir, info, spec, cls)
     t = info["training"]
+    changes = {}
     if config.steps is not None or config.epochs is not None:
-        _positive("steps", config.steps)
-        _positive("epochs", config.epochs)
-        t["steps"], t["epochs"] = config.steps, config.epochs
+        if config.steps is not None and config.epochs is not None:
+            raise UserError("give --steps or --epochs, not both")
+        changes.update(steps=config.steps, epochs=config.epochs)
+    for key in ("sample_every", "checkpoint_every"):
+        if getattr(config, key) is not None:
+            changes[key] = getattr(config, key)
+    for key, default in (("log_every", 10), ("keep_checkpoints", 3)):  # no flag: given only when not the default
+        if getattr(config, key) != default:
+            changes[key] = getattr(config, key)
+    changes = {k: v for k, v in changes.items() if t.get(k) != v}
+    t.update(changes)
     d = info["data"]
     request = DataRequest(d["image_shape"][1], d["image_shape"][0], "train", t["seed"], load_size=d.get("load_size"))
+    check_batch_memory(t["batch_size"], d["image_shape"][0], request.stored_size)
     data = load_dataset(d["spec"], request)
-    return Plan(cls, hp, info, data, run_dir, last)
+    return Plan(cls, hp, info, data, run_dir, last, changes)
+
+
+def _refuse_resume_changes(config: TrainConfig, run_dir: Path, info: dict[str, Any], spec, cls) -> None:
+    """Refuse, by flag, a setting of ``config`` that differs from the run's and cannot change on resume."""
+    from gencli.plugins import registry
+
+    def refuse(flag: str, was: str) -> None:
+        raise UserError(f"{flag} cannot change on --resume: the run {was}; start a new run to change it "
+                        f"(on resume only {', '.join('--' + k.replace('_', '-') for k in CHANGEABLE_ON_RESUME[:4])}"
+                        ", --device and --compile may change)")
+
+    if config.out is not None and Path(config.out).resolve() != run_dir.resolve():
+        raise UserError(f"--out cannot be combined with --resume: a resumed run stays in {str(run_dir)!r}")
+    if config.model and config.model != info["model"] and registry().model(config.model) is not spec:
+        refuse("MODEL", f"trains {info['model']!r}")
+    d, t = info["data"], info["training"]
+    if config.data is not None and config.data.strip() != d["spec"]:
+        refuse("--data", f"trained on {d['spec']!r}")
+    if config.image_size is not None and config.image_size != d["image_shape"][1]:
+        refuse("--image-size", f"trained at {d['image_shape'][1]} px")
+    if config.channels is not None and config.channels != d["image_shape"][0]:
+        refuse("--channels", f"trained on {d['image_shape'][0]} channel(s)")
+    if config.batch_size is not None and config.batch_size != t["batch_size"]:
+        refuse("--batch-size", f"trained with batches of {t['batch_size']}")
+    # The command line gives precision and seed always; only a value other than its default is a request.
+    if config.precision not in (None, "fp32", t["precision"]):
+        refuse("--precision", f"trained in {t['precision']}")
+    if config.seed not in (0, t["seed"]):
+        refuse("--seed", f"trained with seed {t['seed']}")
+    given = dict(config.overrides)
+    if config.lr is not None:
+        given["lr"] = config.lr
+    if given:
+        recorded = info["hyperparameters"]
+        wanted = hparams.to_dict(hparams.build(cls.Hyperparameters, {**recorded, **given},
+                                               {k: "run.json" for k in recorded} | _override_sources(config, cls)))
+        for key in given:
+            if wanted.get(key) != recorded.get(key):
+                flag = {"lr": "--lr", "from_run": "--from"}.get(key, f"--set {key}")
+                refuse(flag, f"trained with {key}={recorded.get(key)!r}")
 
 
 def _plugin_version(plugin: str) -> str:
@@ -358,6 +454,7 @@ def _truncate_metrics(path: Path, step: int) -> None:
 
 def train(config: TrainConfig, display=None) -> Path:
     """Train as configured; return the run directory."""
+    check_settings(config)
     info_dist = dist_util.from_environment()
     device = resolve_device(config.device)
     if info_dist.enabled and device.type == "cuda":
@@ -371,7 +468,7 @@ def train(config: TrainConfig, display=None) -> Path:
         require_tensorboard()  # fail before any data is loaded
     plan = _plan_resume(config) if config.resume else _plan_new(config)
     info, t = plan.info, plan.info["training"]
-    precision = check_precision(t["precision"] if config.resume else config.precision, device)
+    precision = check_precision(t["precision"] if config.resume else config.precision or "fp32", device)
     t["precision"] = precision
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -409,6 +506,8 @@ def train(config: TrainConfig, display=None) -> Path:
                 f"run {str(plan.run_dir)!r} already reached step {model.step} of {total}; "
                 f"pass --steps N with N > {model.step} to train further"
             )
+        info.setdefault("resumes", []).append({"step": model.step, "device": str(device), "changed": plan.changes,
+                                               "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
     run_dir = plan.run_dir
     if info_dist.is_main:
