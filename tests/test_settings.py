@@ -146,3 +146,18 @@ def test_a_link_to_a_missing_file_in_a_data_folder_is_skipped_and_named(tmp_path
     data = load_folder(folder, DataRequest(8, 3))
     assert len(data.images) == 3
     assert "link(s) to missing files" in capsys.readouterr().err
+
+
+def test_a_folder_linking_back_up_the_tree_is_read_once(tmp_path):
+    from PIL import Image
+
+    from gencli.data.cache import fingerprint
+    from gencli.data.folders import scan_folder
+
+    folder = tmp_path / "images"
+    (folder / "a").mkdir(parents=True)
+    for i in range(3):
+        Image.new("RGB", (8, 8)).save(folder / "a" / f"{i}.png")
+    (folder / "a" / "loop").symlink_to(folder, target_is_directory=True)
+    assert len(scan_folder(folder, "train", recursive=True).files) == 3
+    assert fingerprint(folder).startswith("3:")

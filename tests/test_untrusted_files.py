@@ -159,3 +159,21 @@ def test_checkpoint_files_that_link_to_another_run_are_refused(runs, member):
     own.unlink()
     own.symlink_to(other / "checkpoints" / "step-00000002" / member)
     _refuses_everywhere(mine, member)
+
+
+def test_a_checkpoints_folder_that_links_to_another_run_is_refused(runs):
+    import shutil
+
+    mine, other = runs
+    shutil.rmtree(mine / "checkpoints")
+    (mine / "checkpoints").symlink_to(other / "checkpoints", target_is_directory=True)
+    _refuses_everywhere(mine, "leads outside the run")
+
+
+def test_a_run_reached_through_a_linked_folder_still_loads(runs, tmp_path):
+    from gencli.training import checkpoint as ckpt
+
+    mine, _ = runs
+    alias = tmp_path / "alias"
+    alias.symlink_to(mine, target_is_directory=True)
+    assert ckpt.latest_checkpoint(alias) == alias / "checkpoints" / "step-00000002"

@@ -384,9 +384,13 @@ def scan_folder(root: str | Path, split: str = "train", ignore: tuple[str, ...] 
     base = unwrap(root)
     if recursive:
         report = ScanReport()
-        folders, stack = [], [base]
+        folders, stack, seen = [], [base], set()
         while stack:
             folder = stack.pop()
+            real = os.path.realpath(folder)
+            if real in seen:  # a link back up the tree: each folder is read once
+                continue
+            seen.add(real)
             folders.append(folder)
             stack.extend(_subdirs(folder))
         files = sorted(p for d in folders for p in list_images(d, report, ignore))

@@ -128,6 +128,9 @@ def confined(run_dir: Path, ckpt: Path) -> Path:
     """Return ``ckpt`` when it really is a folder directly inside ``run_dir/checkpoints`` (links
     resolved); otherwise raise ``UserError`` naming it."""
     root = (run_dir / "checkpoints").resolve()
+    if root.parent != run_dir.resolve():
+        raise UserError(f"{str(run_dir / 'checkpoints')!r} leads outside the run (a link to another folder); "
+                        "refusing to load checkpoints from it: make it a real folder of the run")
     if ckpt.resolve().parent != root:
         raise UserError(f"checkpoint {str(ckpt)!r} leads outside {str(run_dir / 'checkpoints')!r} (a link or a "
                         "path to another run); refusing to load it: replace it with a real checkpoint folder")
