@@ -296,11 +296,13 @@ def _plan_new(config: TrainConfig) -> Plan:
 
 def _override_sources(config: TrainConfig, cls: type) -> dict[str, str]:
     """Where each hyperparameter value came from; refuses ``--from`` for a model that takes none."""
-    sources = {"from_run": "--from", "lr": "--lr", **config.override_sources}
+    sources = {"from_run": "--from", **config.override_sources}
+    if config.lr is not None:  # --lr (or a config's top-level lr) replaces any other
+        sources["lr"] = "--lr"
     if "from_run" in config.overrides and sources["from_run"] == "--from" \
             and "from_run" not in hparams.fields(cls.Hyperparameters):
         raise UserError(f"model {cls.name!r} does not start from another run, so it takes no --from "
-                        f"(two-stage models such as vqvae-prior do)")
+                        "(only models trained on another run's model do; `gencli models --info` shows which)")
     return sources
 
 
@@ -326,10 +328,9 @@ def _source_run_data(from_run: str | None) -> dict[str, Any]:
     return {"spec": data["spec"], "channels": data["image_shape"][0], "image_size": data["image_shape"][1]}
 
 
-# What a resumed run takes from its run.json, whatever the command line says: changing any of
-# these would train a different model, or the same one on other batches, from the checkpoint.
-FIXED_ON_RESUME = ("model", "data", "image_size", "channels", "batch_size", "lr", "overrides", "precision", "seed")
-# What may change on resume; the new value is recorded in run.json.
+# What may change on resume (the new value is recorded in run.json). The rest of what made the
+# run (model, data, image shape, batch size, hyperparameters, precision, seed) is refused by name:
+# the checkpoint would not fit it, or training would follow another trajectory from it.
 CHANGEABLE_ON_RESUME = ("steps", "epochs", "sample_every", "checkpoint_every", "log_every", "keep_checkpoints")
 
 
@@ -382,7 +383,7 @@ def _refuse_resume_changes(config: TrainConfig, run_dir: Path, info: dict[str, A
     if config.model and config.model != info["model"] and registry().model(config.model) is not spec:
         refuse("MODEL", f"trains {info['model']!r}")
     d, t = info["data"], info["training"]
-    if config.data is not None and config.data.strip() != d["spec"]:
+    if config.data is not None and not _same_data(config.data, d["spec"]):
         refuse("--data", f"trained on {d['spec']!r}")
     if config.image_size is not None and config.image_size != d["image_shape"][1]:
         refuse("--image-size", f"trained at {d['image_shape'][1]} px")
@@ -406,6 +407,15 @@ def _refuse_resume_changes(config: TrainConfig, run_dir: Path, info: dict[str, A
             if wanted.get(key) != recorded.get(key):
                 flag = {"lr": "--lr", "from_run": "--from"}.get(key, f"--set {key}")
                 refuse(flag, f"trained with {key}={recorded.get(key)!r}")
+
+
+def _same_data(given: str, recorded: str) -> bool:
+    """Whether two --data specs name the same data: equal, or two spellings of one folder."""
+    given, recorded = given.strip(), recorded.strip()
+    if given == recorded:
+        return True
+    a, b = Path(given).expanduser(), Path(recorded).expanduser()
+    return a.exists() and b.exists() and a.resolve() == b.resolve()
 
 
 def _plugin_version(plugin: str) -> str:
