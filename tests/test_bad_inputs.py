@@ -99,6 +99,10 @@ CASES = [
     Case("huge-seed", ["train", "vae", "--seed", str(2**70)], "--seed must be from 0 to", {}),
     Case("negative-seed", ["train", "vae", "--seed", "-1"], "--seed must be from 0 to", {}),
     Case("batch-beyond-memory", ["train", "vae", "--batch-size", str(10**12)], "would need", {}),
+    Case("eval-huge-seed", ["eval", "{run}", "--metrics", "mse", "--n", "4", "--device", "cpu", "--seed", str(2**70)],
+         "--seed must be from 0 to", {}),
+    Case("interpolate-huge-seed", ["interpolate", "{run}", "--steps", "3", "--to", str(2**64)], "--to must be a seed from 0",
+         {}),
     # resume: what made the run cannot change
     Case("resume-other-model", ["train", "dcgan", "--resume", "{run}", "--steps", "4"], "MODEL cannot change on --resume", {}),
     Case("resume-data", ["train", "--resume", "{run}", "--data", "shapes-paired", "--steps", "4"],

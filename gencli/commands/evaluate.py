@@ -117,6 +117,9 @@ def evaluate(
 
     if split not in ("train", "test"):
         raise UserError(f"--split must be train or test, not {split!r}")
+    from gencli.training.settings import check_flag
+
+    check_flag("seed", seed)
     model = gencli.load_run(run_dir, device=device)
     run_dir = Path(getattr(model, "run_dir", run_dir))
     info = getattr(model, "run_info", {})

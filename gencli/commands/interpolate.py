@@ -53,6 +53,11 @@ def _load_image(path: Path, model) -> torch.Tensor:
 def interpolate_run(model, steps, from_seed, to_seed, images, latent_grid, label, options, out,
                     parse_label, run_data, default_output) -> list[Path]:
     """Write the interpolation figure(s) asked for; return their paths."""
+    from gencli.training.settings import MAX_SEED
+
+    for flag, seed in (("--from", from_seed), ("--to", to_seed)):
+        if not 0 <= seed <= MAX_SEED:
+            raise UserError(f"{flag} must be a seed from 0 to {MAX_SEED:,}, got {seed}")
     t = torch.linspace(0, 1, steps)
     if latent_grid is not None:
         return [latent_grid_figure(model, latent_grid, label, parse_label, run_data,
