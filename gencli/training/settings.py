@@ -10,6 +10,7 @@ No torch here: the command layer may check values before importing it.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -133,7 +134,7 @@ def _toml(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return json.dumps(value, ensure_ascii=False)  # TOML's basic string escapes; a newline stays on the line
     if isinstance(value, dict):
         return "a table"
     if isinstance(value, list):
