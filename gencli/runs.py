@@ -79,6 +79,9 @@ def new_run_dir(model: str, data: str, out: Path | None) -> Path:
             raise UserError(f"{str(out)!r} already holds a run; use --resume {out} to continue it, or another --out")
         if out.exists() and not out.is_dir():
             raise UserError(f"--out {str(out)!r} is a file, not a folder; choose a new folder")
+        blocking = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            raise UserError(f"--out {str(out)!r} lies under {str(blocking)!r}, which is a file; choose another folder")
         if out.exists() and any(out.iterdir()):
             raise UserError(f"--out {str(out)!r} exists and is not empty; choose a new folder")
         try:

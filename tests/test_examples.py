@@ -41,7 +41,7 @@ def test_config_fits_its_model(path):
     from gencli.data.resolve import COMPATIBLE
 
     values = merge_config_file({"overrides": {}}, path)  # refuses unknown top-level settings
-    assert set(values) - {"overrides"} <= set(CONFIG_KEYS)
+    assert set(values) - {"overrides", "override_sources"} <= set(CONFIG_KEYS)
     assert values.get("model"), f"{path.name} names no model"
     cls = _model_class(values["model"])
     overrides = dict(values["overrides"])

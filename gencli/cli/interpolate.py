@@ -58,9 +58,11 @@ def _seeds(text: str) -> tuple[int, int]:
         a, b = (int(p) for p in parts)
     except ValueError:
         raise UserError(f"--seeds takes two whole numbers A,B, got {text!r}") from None
+    from gencli.training.settings import MAX_SEED
+
     for s in (a, b):
-        if not 0 <= s < 2**63:
-            raise UserError(f"--seeds must lie between 0 and 2**63-1, got {s}")
+        if not 0 <= s <= MAX_SEED:
+            raise UserError(f"--seeds must be from 0 to {MAX_SEED:,}, got {s}")
     return a, b
 
 

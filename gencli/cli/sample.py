@@ -51,6 +51,9 @@ def sample(
     """Generate images from a trained model. A conditional model takes `--label` (a class, a list, or all)."""
     import torch
 
+    from gencli.training.settings import check_flag
+
+    check_flag("seed", seed)
     if n is not None:
         check_count(n)
     loaded, model = open_run(run, device)

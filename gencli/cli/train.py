@@ -37,7 +37,8 @@ def train(
     steps: Annotated[Optional[int], typer.Option("--steps", help="Train for this many updates (default: the model's).", rich_help_panel=TRAIN_PANEL)] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b", help="Global batch size.", rich_help_panel=TRAIN_PANEL)] = None,
     lr: Annotated[Optional[float], typer.Option("--lr", help="Learning rate (same as --set lr=...).", rich_help_panel=TRAIN_PANEL)] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, same run.", rich_help_panel=TRAIN_PANEL)] = 0,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed: same seed, same run.", rich_help_panel=TRAIN_PANEL,
+                                                show_default="0")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE", show_default=False,
                     help="Hyperparameter (repeatable); `gencli models --info MODEL` lists them.", rich_help_panel=TRAIN_PANEL)] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="TOML file: training options and a \\[hyperparameters] table.",
@@ -54,7 +55,8 @@ def train(
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also log losses and sample grids for TensorBoard (RUN/tensorboard).",
                                               rich_help_panel=RUN_PANEL)] = False,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.", rich_help_panel=SYSTEM_PANEL)] = "auto",
-    precision: Annotated[str, typer.Option("--precision", help="fp32, bf16 or fp16 (autocast).", rich_help_panel=SYSTEM_PANEL)] = "fp32",
+    precision: Annotated[Optional[str], typer.Option("--precision", help="fp32, bf16 or fp16 (autocast).", rich_help_panel=SYSTEM_PANEL,
+                                                     show_default="fp32")] = None,
     compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the networks.", rich_help_panel=SYSTEM_PANEL)] = False,
     devices: Annotated[int, typer.Option("--devices", help="Processes to launch with torchrun (data parallel).", rich_help_panel=SYSTEM_PANEL)] = 1,
     sync_bn: Annotated[bool, typer.Option("--sync-bn", help="Synchronise batch norm across processes.", rich_help_panel=SYSTEM_PANEL)] = False,
@@ -87,18 +89,15 @@ def train(
         from gencli.training.engine import merge_config_file
 
         values = merge_config_file(values, config)
-        values.setdefault("seed", seed)
-        values.setdefault("device", device)
-        values.setdefault("precision", precision)
     else:
         values = {k: v for k, v in values.items() if v is not None}
-        values.update(seed=seed, device=device, precision=precision)
-    if seed != 0:
+    # given on the command line, they win over the file; not given, the file's (or the run's on resume) stand
+    if seed is not None:
         values["seed"] = seed
-    if device != "auto":
-        values["device"] = device
-    if precision != "fp32":
+    if precision is not None:
         values["precision"] = precision
+    if device != "auto" or "device" not in values:
+        values["device"] = device
     if compile_:
         values["compile"] = True
     if resume is None and not values.get("model"):

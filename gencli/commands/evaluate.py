@@ -119,7 +119,9 @@ def evaluate(
     if split not in ("train", "test"):
         raise UserError(f"--split must be train or test, not {split!r}")
     from gencli.runs import Run
+    from gencli.training.settings import check_flag
 
+    check_flag("seed", seed)
     run = Run.open(run_dir)
     model = run.load_model(device=device)
     run_dir, info = run.dir, run.info

@@ -26,6 +26,36 @@ def data_root() -> Path:
     return Path(root).expanduser() if root else Path.home() / ".cache" / "gencli" / "data"
 
 
+def available_memory() -> int | None:
+    """Bytes of memory this machine can still give (Linux's MemAvailable), or None when unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_fits_in_memory(nbytes: int, what: str, way_out: str) -> None:
+    """Refuse to allocate ``nbytes`` for ``what`` when the machine does not have them free.
+
+    Asking first turns what would be an allocator traceback, or the kernel killing the process
+    half-way, into one line.
+    """
+    free = available_memory()
+    if free is not None and nbytes > free:
+        raise UserError(f"{what} would need {_gib(nbytes)} of memory, more than the {_gib(free)} available; {way_out}")
+
+
+def _gib(nbytes: int) -> str:
+    return f"{nbytes / 2**30:,.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:,.1f} MiB"
+
+
 @dataclass(frozen=True)
 class DataRequest:
     """What the engine asks a dataset builder for."""

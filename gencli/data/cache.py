@@ -78,23 +78,39 @@ def fingerprint(paths: list[Path] | Path, exclude: Path | None = None) -> str:
         root = Path(root)
         stack = [root]
         records = []
+        seen = set()  # real paths of folders walked: a link back up the tree is walked once
         while stack:
             path = stack.pop()
             if not path.is_dir():
                 st = path.stat()
                 records.append(f"{path.relative_to(root) if path != root else path.name}\0{st.st_size}\0{st.st_mtime_ns}")
                 continue
+            real = os.path.realpath(path)
+            if real in seen:
+                continue
+            seen.add(real)
             with os.scandir(path) as it:
                 for e in it:
                     if e.is_dir():
                         if skip is None or os.path.realpath(e.path) != skip:
                             stack.append(Path(e.path))
-                    else:
+                        continue
+                    try:
                         st = e.stat()
-                        records.append(f"{Path(e.path).relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}")
+                    except OSError:  # a link to nothing (or a loop): its target is what can change
+                        records.append(f"{Path(e.path).relative_to(root)}\0->{_link_target(e.path)}")
+                        continue
+                    records.append(f"{Path(e.path).relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}")
         count += len(records)
         digest.update("\n".join(sorted(records)).encode("utf-8", "surrogateescape"))
     return f"{count}:{digest.hexdigest()[:32]}"
+
+
+def _link_target(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "?"
 
 
 @dataclass

@@ -7,9 +7,11 @@ otherwise against the one recorded beside the file (``NAME.sha256``) on its firs
 file that fails its checksum is deleted and fetched once more before giving up.
 
 ``extract(archive, target)`` checks every member of a zip or tar archive before writing
-anything (no absolute paths, no ``..``, no links or devices), unpacks into a temporary folder
-beside ``target`` and renames the result into place, so a half-extracted dataset never looks
-like a complete one.
+anything (no absolute paths, no ``..``, no links or devices, no name given twice, no file where
+another member needs a folder, at most ``GENCLI_MAX_ARCHIVE_MEMBERS`` members and
+``GENCLI_MAX_ARCHIVE_BYTES`` bytes unpacked, and no more than the free disk space), unpacks into
+a temporary folder beside ``target`` and renames the result into place, so a half-extracted
+dataset never looks like a complete one.
 
 Nothing here imports torch.
 """
@@ -45,6 +47,10 @@ CHUNK = 1 << 20
 # Attempts that end without a single new byte before a transfer is abandoned; attempts that
 # do make progress (a connection dropped half-way) are always resumed.
 STALLED_ATTEMPTS = 3
+# Bounds on what one archive may unpack to; far above any dataset gencli knows (the largest
+# holds about 140,000 files and 9 GB), far below what fills a disk. Environment variables raise them.
+MAX_BYTES_ENV, MAX_BYTES = "GENCLI_MAX_ARCHIVE_BYTES", 50 << 30
+MAX_MEMBERS_ENV, MAX_MEMBERS = "GENCLI_MAX_ARCHIVE_MEMBERS", 1_000_000
 # Folders that archive tools add and that are never part of a dataset.
 JUNK_FOLDERS = {"__MACOSX"}
 # Folder names that carry meaning in a dataset layout: never looked through as a mere wrapper.
@@ -219,6 +225,73 @@ class _Member:
     parts: tuple[str, ...]
     is_dir: bool
     handle: object  # ZipInfo or TarInfo
+    size: int = 0  # unpacked bytes, as the archive declares them
+
+
+def archive_limit(env: str, default: int) -> int:
+    """Return the bound set by environment variable ``env`` (a whole number at least 1), else ``default``."""
+    raw = os.environ.get(env, "").strip().replace("_", "")
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UserError(f"{env}={os.environ[env]!r} is not a whole number at least 1; fix or unset it")
+    return value
+
+
+def _check_members(archive: Path, members: list[_Member], free_bytes: int | None = None) -> int:
+    """Refuse an archive too large to unpack or whose members collide; return its unpacked bytes."""
+    refuse = f"refusing to extract {archive.name}"
+    limit = archive_limit(MAX_MEMBERS_ENV, MAX_MEMBERS)
+    if len(members) > limit:
+        raise UserError(f"{refuse}: it holds {len(members):,} members, more than the limit of {limit:,}; "
+                        f"nothing was written (set {MAX_MEMBERS_ENV} to allow more)")
+    total = sum(m.size for m in members)
+    limit = archive_limit(MAX_BYTES_ENV, MAX_BYTES)
+    if total > limit:
+        raise UserError(f"{refuse}: it unpacks to {total:,} bytes, more than the limit of {limit:,}; "
+                        f"nothing was written (set {MAX_BYTES_ENV} to allow more)")
+    if free_bytes is not None and total > free_bytes:
+        raise UserError(f"{refuse}: it unpacks to {total:,} bytes and only {free_bytes:,} are free there; "
+                        "nothing was written (free some space or move GENCLI_DATA_DIR)")
+    kinds: dict[tuple[str, ...], bool] = {}  # path -> is a folder
+    for m in members:
+        name = "/".join(m.parts)
+        if m.parts in kinds and not (m.is_dir and kinds[m.parts]):
+            raise UserError(f"{refuse}: member {name!r} appears twice; nothing was written")
+        kinds[m.parts] = m.is_dir
+    for path, is_dir in kinds.items():
+        for depth in range(1, len(path)):
+            if kinds.get(path[:depth]) is False:
+                raise UserError(f"{refuse}: {'/'.join(path[:depth])!r} is a file, yet member {'/'.join(path)!r} "
+                                "needs it to be a folder; nothing was written")
+    return total
+
+
+def _free_bytes(folder: Path) -> int | None:
+    """Free bytes on the disk that holds ``folder`` (or its nearest existing parent)."""
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            try:
+                return shutil.disk_usage(candidate).free
+            except OSError:
+                return None
+    return None
+
+
+def _copy_at_most(src, dst, size: int, name: str, archive: Path) -> int:
+    """Copy a member's bytes, refusing one that holds more than it declared."""
+    written = 0
+    while chunk := src.read(min(CHUNK, size - written + 1)):
+        written += len(chunk)
+        if written > size:
+            raise UserError(f"refusing to extract {archive.name}: member {name!r} holds more than the "
+                            f"{size:,} bytes it declares; the archive is damaged or crafted")
+        dst.write(chunk)
+    return written
 
 
 def _member_parts(name: str, archive: Path) -> tuple[str, ...]:
@@ -240,7 +313,7 @@ def _zip_members(archive: Path, zf: zipfile.ZipFile) -> list[_Member]:
         if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
             what = "a symbolic link" if kind == stat.S_IFLNK else "not a regular file"
             raise UserError(f"refusing to extract {archive.name}: member {info.filename!r} is {what}; nothing was written")
-        members.append(_Member(parts, info.is_dir(), info))
+        members.append(_Member(parts, info.is_dir(), info, 0 if info.is_dir() else info.file_size))
     return members
 
 
@@ -253,7 +326,7 @@ def _tar_members(archive: Path, tf: tarfile.TarFile) -> list[_Member]:
         if not (info.isfile() or info.isdir()):
             raise UserError(f"refusing to extract {archive.name}: member {info.name!r} is a device or special file; "
                             "nothing was written")
-        members.append(_Member(parts, info.isdir(), info))
+        members.append(_Member(parts, info.isdir(), info, info.size if info.isfile() else 0))
     return members
 
 
@@ -272,7 +345,9 @@ def check_archive(archive: str | Path) -> int:
     archive = Path(archive)
     handle, members_of, _ = _open_archive(archive)
     with handle:
-        return len(members_of(archive, handle))
+        members = members_of(archive, handle)
+        _check_members(archive, members)
+        return len(members)
 
 
 def extract(archive: str | Path, target: str | Path, locate: Callable[[Path], Path] | None = None,
@@ -289,6 +364,7 @@ def extract(archive: str | Path, target: str | Path, locate: Callable[[Path], Pa
     handle, members_of, open_member = _open_archive(archive)
     with handle:
         members = [m for m in members_of(archive, handle) if not (m.parts and m.parts[0] in JUNK_FOLDERS)]
+        _check_members(archive, members, _free_bytes(target.parent))
         tmp = target.parent / f".{target.name}.extracting-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -303,8 +379,7 @@ def extract(archive: str | Path, target: str | Path, locate: Callable[[Path], Pa
                     else:
                         path.parent.mkdir(parents=True, exist_ok=True)
                         with open_member(handle, member) as src, open(path, "wb") as dst:
-                            shutil.copyfileobj(src, dst, CHUNK)
-                        total_bytes += path.stat().st_size
+                            total_bytes += _copy_at_most(src, dst, member.size, "/".join(member.parts), archive)
                     progress.advance(task)
             root = locate(tmp) if locate else unwrap(tmp)
             files = sum(1 for m in members if not m.is_dir)

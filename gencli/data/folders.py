@@ -54,6 +54,7 @@ class ScanReport:
 
     skipped: list[str] = field(default_factory=list)  # files that are not images
     corrupt: list[str] = field(default_factory=list)  # images that cannot be decoded
+    broken_links: list[str] = field(default_factory=list)  # links to files that do not exist
 
     @property
     def not_images(self) -> int:
@@ -65,6 +66,10 @@ class ScanReport:
             parts.append(f"{self.not_images:,} non-image file(s)")
         if self.corrupt:
             parts.append(f"{len(self.corrupt):,} unreadable image(s)")
+        if self.broken_links:
+            first = self.broken_links[0]
+            parts.append(f"{len(self.broken_links):,} link(s) to missing files ({first}"
+                         + (", ..." if len(self.broken_links) > 1 else "") + ")")
         return "skipped " + " and ".join(parts) if parts else ""
 
 
@@ -79,11 +84,15 @@ def list_images(folder: Path, report: ScanReport | None = None, ignore: tuple[st
     out without being counted.
     """
     with os.scandir(folder) as it:  # file types come with the listing: no stat per file
-        names = [e.name for e in it if not e.name.startswith(".") and e.is_file()]
+        entries = [e for e in it if not e.name.startswith(".")]
+    names = [e.name for e in entries if e.is_file()]
+    # A link to a file that is gone is skipped and reported (the other files still make a dataset).
+    broken = sorted(e.path for e in entries if e.is_symlink() and not e.is_file() and not e.is_dir())
     files = [folder / n for n in sorted(names) if os.path.splitext(n)[1].lower() not in ignore]
     images = [p for p in files if is_image(p)]
     if report is not None:
         report.skipped += [str(p) for p in files if not is_image(p)]
+        report.broken_links += broken
     return images
 
 
@@ -375,9 +384,13 @@ def scan_folder(root: str | Path, split: str = "train", ignore: tuple[str, ...] 
     base = unwrap(root)
     if recursive:
         report = ScanReport()
-        folders, stack = [], [base]
+        folders, stack, seen = [], [base], set()
         while stack:
             folder = stack.pop()
+            real = os.path.realpath(folder)
+            if real in seen:  # a link back up the tree: each folder is read once
+                continue
+            seen.add(real)
             folders.append(folder)
             stack.extend(_subdirs(folder))
         files = sorted(p for d in folders for p in list_images(d, report, ignore))

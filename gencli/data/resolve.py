@@ -22,6 +22,9 @@ COMPATIBLE: dict[str, tuple[str, ...]] = {
 def load_dataset(spec: str, request: DataRequest) -> ImageData:
     """Resolve ``spec`` to images at the request's size, channels and split."""
     spec = spec.strip()
+    if not spec or not spec.strip(", "):
+        # a blank spec would otherwise read as the current folder
+        raise UserError("--data is blank: name a dataset (`gencli datasets` lists them) or a folder, e.g. --data ./images")
     if "," in spec:
         return combine_datasets([s for s in spec.split(",") if s.strip()], request)
     from gencli.plugins import registry

@@ -26,7 +26,18 @@ def _count(request: DataRequest) -> int:
 
 
 def _generator(request: DataRequest, salt: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(request.seed * 7_919 + _SPLIT_SALT.get(request.split, 7) + salt)
+    # kept below 2**63 whatever the run's seed; the same seeds as before for every seed that fitted
+    return torch.Generator().manual_seed((request.seed * 7_919 + _SPLIT_SALT.get(request.split, 7) + salt) % 2**63)
+
+
+def _check_memory(request: DataRequest, sets: int) -> None:
+    """Refuse a set too large to draw here: its uint8 images plus one chunk of float working masks."""
+    from gencli.data.base import check_fits_in_memory
+
+    n, size = _count(request), request.stored_size
+    working = min(n, 2048) * 4 * size * size * 4 * 3  # distances, masks and composites at twice the size
+    check_fits_in_memory(sets * n * 3 * size * size + working, f"{n:,} synthetic images of {size} px",
+                         "use a smaller --image-size")
 
 
 def shape_masks(labels: torch.Tensor, cx, cy, r, size: int, outline: float = 0.0) -> torch.Tensor:
@@ -103,6 +114,7 @@ def draw_shapes(n: int, size: int, g: torch.Generator, background: str = "any", 
 
 
 def build_shapes(request: DataRequest) -> ImageData:
+    _check_memory(request, 1)
     g = _generator(request)
     images, labels = draw_shapes(_count(request), request.stored_size, g)
     return ImageData("shapes", "labelled", convert_channels(images, request.channels), labels, classes=list(CLASSES))
@@ -110,6 +122,7 @@ def build_shapes(request: DataRequest) -> ImageData:
 
 def build_shapes_paired(request: DataRequest) -> ImageData:
     """A: filled shape; B: the same shape, same colours, drawn as an outline."""
+    _check_memory(request, 2)
     n, size = _count(request), request.stored_size
     g = _generator(request, salt=11)
     labels = torch.randint(0, len(CLASSES), (n,), generator=g)
@@ -127,6 +140,7 @@ def build_shapes_paired(request: DataRequest) -> ImageData:
 
 def build_shapes_unpaired(request: DataRequest) -> ImageData:
     """A: shapes on light backgrounds; B: independent shapes on dark backgrounds."""
+    _check_memory(request, 2)
     n, size = _count(request), request.stored_size
     a, _ = draw_shapes(n, size, _generator(request, salt=21), background="light")
     b, _ = draw_shapes(n, size, _generator(request, salt=22), background="dark")

@@ -4,16 +4,21 @@ A feature extractor takes a batch of uint8 NCHW images already on the device and
 features [N, D]. Two kinds:
 - ``InceptionFeatures``: pytorch-fid's Inception pool3 (2048-d), images scaled to [0, 1], grey
   repeated to RGB, resized to 299 inside, exactly as pytorch-fid does for PNG files.
-- ``UserFeatures``: a user's network (``--features model.pt``) saved with ``torch.jit.save``
-  or ``torch.export.save`` (with a dynamic batch dimension), the usual choice for MNIST-like data.
-  It receives float images in [-1, 1] at the dataset's size and channels (what models see) and
-  returns [N, D] (or [N, D, 1, 1], flattened).
+- ``UserFeatures``: a user's network (``--features model.pt``) saved as TorchScript
+  (``torch.jit.script(net).save(path)`` or ``torch.jit.trace``), the usual choice for MNIST-like
+  data. It receives float images in [-1, 1] at the dataset's size and channels (what models see)
+  and returns [N, D] (or [N, D, 1, 1], flattened).
+
+Only TorchScript is accepted, because loading it never runs Python code: its pickles are read by
+torch's own restricted unpickler, and gencli checks first that they name nothing but torch's
+types. A ``torch.export`` program is refused: ``torch.export.load`` unpickles some weights and
+sample inputs with Python's pickle, which can run anything.
 """
 
 from __future__ import annotations
 
-import logging
 import os
+import pickletools
 import warnings
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -66,7 +71,7 @@ class InceptionFeatures(FeatureExtractor):
 
 
 class UserFeatures(FeatureExtractor):
-    """A user's feature network (TorchScript or torch.export); images arrive in [-1, 1]."""
+    """A user's feature network (TorchScript); images arrive in [-1, 1]."""
 
     def __init__(self, path: str | os.PathLike, what: str = "--features") -> None:
         self.module = load_user_network(path, what)
@@ -97,31 +102,101 @@ def _last_line(exc: Exception) -> str:
     return lines[-1] if lines else type(exc).__name__
 
 
+# A TorchScript archive's pickles name classes compiled into the archive ("__torch__...") and a
+# few of torch's own rebuild functions; anything else is not something torch.jit.save writes.
+_TORCHSCRIPT_MODULES = ("__torch__", "torch._utils", "torch.jit._pickle")
+_TORCHSCRIPT_NAMES = ("collections.OrderedDict", "builtins.complex", "torch.device", "torch.Size")
+_PICKLE_LIMIT = 256 << 20  # a network's structure pickles are small; tensors live in other members
+
+
 def load_user_network(path: str | os.PathLike, what: str) -> torch.nn.Module:
-    """Return the network saved in ``path`` (TorchScript, or a ``torch.export`` program), on the CPU."""
+    """Return the TorchScript network saved in ``path``, on the CPU, without running any Python code from it."""
     p = Path(path).expanduser()
+    if p.is_dir():
+        raise UserError(f"{what} {str(p)!r} is a folder; give the TorchScript file (torch.jit.save) itself")
     if not p.is_file():
         raise UserError(f"{what} {str(p)!r} does not exist")
+    check_torchscript_archive(p, what)
     with warnings.catch_warnings():
         # torch marks TorchScript as deprecated; the files still load, and users should not see the noise.
         warnings.simplefilter("ignore", FutureWarning)
         try:
             return torch.jit.load(str(p), map_location="cpu").eval()
         except Exception:
-            pass
-        # Both formats are zip archives; torch.export logs a traceback for anything else it is given.
-        quiet = logging.getLogger("torch.export")
-        level = quiet.level
-        quiet.setLevel(logging.CRITICAL)
-        try:
-            if zipfile.is_zipfile(p):
-                return torch.export.load(str(p)).module()
-        except Exception:
-            pass
-        finally:
-            quiet.setLevel(level)
-        raise UserError(f"{what} {str(p)!r} is neither a TorchScript file (torch.jit.save) "
-                        "nor an exported program (torch.export.save)")
+            raise UserError(_not_torchscript(what, p)) from None
+
+
+def _not_torchscript(what: str, p: Path) -> str:
+    return (f"{what} {str(p)!r} is not a TorchScript file; gencli loads only networks saved with "
+            "torch.jit.script(net).save(path) (or torch.jit.trace), which cannot run code when loaded")
+
+
+def check_torchscript_archive(p: Path, what: str) -> None:
+    """Refuse ``p`` unless it is a zip archive laid out as TorchScript whose pickles name only torch types.
+
+    torch.jit.load reads these pickles with its own unpickler, which cannot call Python; this check
+    refuses a crafted file before any loader sees it, whatever that unpickler accepts.
+    """
+    try:
+        with zipfile.ZipFile(p) as zf:
+            infos = zf.infolist()
+            names = [i.filename for i in infos]
+            if any(_export_member(n) for n in names):
+                raise UserError(f"{what} {str(p)!r} is a torch.export program, which can run code when loaded; "
+                                "gencli loads only TorchScript: save the network with torch.jit.script(net).save(path)")
+            if not any(n.endswith("/data.pkl") for n in names) or not any("/code/" in n for n in names):
+                raise UserError(_not_torchscript(what, p))
+            for info in infos:
+                if not info.filename.endswith("pkl"):
+                    continue
+                if info.file_size > _PICKLE_LIMIT:
+                    raise UserError(f"{what} {str(p)!r}: {info.filename} is {info.file_size:,} bytes, far larger than "
+                                    "TorchScript writes; refusing to load it")
+                bad = _foreign_global(zf.read(info))
+                if bad:
+                    raise UserError(f"{what} {str(p)!r} is not a plain TorchScript file: {info.filename} refers to "
+                                    f"{bad!r}, which could run code; refusing to load it (TorchScript is required)")
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError):
+        raise UserError(_not_torchscript(what, p)) from None
+
+
+def _export_member(name: str) -> bool:
+    """Whether an archive member is one torch.export.save writes and TorchScript never does."""
+    parts = name.split("/")
+    return (len(parts) == 2 and parts[1] == "archive_format") or (
+        len(parts) == 3 and parts[1] == "models" and parts[2].endswith(".json"))
+
+
+def _foreign_global(data: bytes) -> str | None:
+    """Return the first class or function a pickle names outside torch's own, or None."""
+    strings: list[str] = []  # recent string pushes, the operands of STACK_GLOBAL
+    try:
+        for op, arg, _ in pickletools.genops(data):
+            if op.name in ("GLOBAL", "INST"):
+                module, _, name = str(arg).partition(" ")
+            elif op.name == "STACK_GLOBAL":
+                if len(strings) < 2:
+                    return "a name it builds at load time"
+                module, name = strings[-2], strings[-1]
+            else:
+                if "UNICODE" in op.name or op.name.endswith("STRING"):
+                    strings.append(str(arg))
+                elif op.name not in ("MEMOIZE", "BINPUT", "LONG_BINPUT", "PUT"):
+                    strings.clear()
+                continue
+            if not _torchscript_global(module, name):
+                return f"{module}.{name}"
+    except Exception:  # a pickle that cannot even be parsed is not one torch wrote
+        return "an unreadable pickle"
+    return None
+
+
+def _torchscript_global(module: str, name: str) -> bool:
+    if any(module == ok or module.startswith(ok + ".") for ok in _TORCHSCRIPT_MODULES):
+        return True
+    if module == "torch" and name.endswith("Storage"):  # torch.FloatStorage and kin hold the tensors
+        return True
+    return f"{module}.{name}" in _TORCHSCRIPT_NAMES
 
 
 def build_extractor(features: str | None = None, fid_weights: str | None = None) -> FeatureExtractor:

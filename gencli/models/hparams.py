@@ -124,6 +124,8 @@ def parse_assignments(pairs: list[str], flag: str = "--set") -> dict[str, str]:
 def read_config(path: str | Path) -> dict[str, Any]:
     """Read a TOML config: top-level training options plus an optional [hyperparameters] table."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"config file {str(path)!r} is a folder; give the TOML file itself")
     if not path.is_file():
         raise UserError(f"config file {str(path)!r} does not exist")
     try:
@@ -131,21 +133,33 @@ def read_config(path: str | Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"config file {str(path)!r} is not UTF-8 text (byte {exc.start}); "
+                        "save it as UTF-8, as TOML requires") from None
+    except OSError as exc:
+        raise UserError(f"cannot read config file {str(path)!r}: {exc.strerror or exc}") from None
 
 
-def build(cls, values: dict[str, Any], source: str = "--set", what: str = "hyperparameter", validate: bool = True):
+def build(cls, values: dict[str, Any], source: str | dict[str, str] = "--set", what: str = "hyperparameter",
+          validate: bool = True):
     """Return an instance of dataclass ``cls`` (hyperparameters or options) with ``values`` applied and checked.
 
+    ``source`` says where the values came from, for error messages: one label for all of them,
+    or a label per key (``{"beta": "[hyperparameters] in 'c.toml'"}``; keys it lacks are ``--set``).
     ``validate=False`` leaves the ``validate`` method to the caller (after it has filled in more).
     """
     known = fields(cls)
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for key, value in values.items():
+        where = source if isinstance(source, str) else source.get(key, "--set")
         if key not in known:
             listing = f"known: {', '.join(sorted(known))}" if known else f"it takes no {what}s"
-            raise UserError(f"unknown {what} {key!r} in {source}{did_you_mean(key, known)}; {listing}")
-        kwargs[key] = coerce(value, hints[key], key)
+            raise UserError(f"unknown {what} {key!r} in {where}{did_you_mean(key, known)}; {listing}")
+        try:
+            kwargs[key] = coerce(value, hints[key], key)
+        except UserError as exc:
+            raise UserError(f"{exc} (in {where})") from None
     params = cls(**kwargs)
     if validate:
         check(params)

@@ -28,6 +28,7 @@ from gencli.errors import UserError
 from gencli.fileio import fsync_dir, write_atomic
 
 FORMAT = 1
+CHECKPOINT_FILES = ("meta.json", "weights.safetensors", "state.pt")
 
 
 def network_tensors(nets: dict[str, torch.nn.Module]) -> dict[str, torch.Tensor]:
@@ -99,15 +100,51 @@ def _prune(root: Path, keep: int, protect: str) -> None:
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    """Return the newest complete checkpoint folder of a run, or None."""
+    """Return the newest complete checkpoint folder of a run, or None.
+
+    Whatever the run's files say, the checkpoint is a folder of this run's own ``checkpoints/``:
+    a ``latest`` naming another path, or a checkpoint that is a link to elsewhere, is refused, so
+    a copied or tampered run can never load another run's weights.
+    """
     root = run_dir / "checkpoints"
     pointer = root / "latest"
     if pointer.is_file():
-        candidate = root / pointer.read_text().strip()
+        name = pointer.read_text(errors="replace").strip()
+        if not _plain_name(name):
+            raise UserError(f"{str(pointer)!r} names {name!r}, which is not a checkpoint of this run; refusing to "
+                            "load weights from outside it (delete that file to use the newest checkpoint)")
+        candidate = root / name
         if (candidate / "meta.json").is_file():
-            return candidate
+            return confined(run_dir, candidate)
     done = sorted(p for p in root.glob("step-*") if (p / "meta.json").is_file() and ".tmp" not in p.name)
-    return done[-1] if done else None
+    return confined(run_dir, done[-1]) if done else None
+
+
+def _plain_name(name: str) -> bool:
+    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name and "\0" not in name
+
+
+def confined(run_dir: Path, ckpt: Path) -> Path:
+    """Return ``ckpt`` when it really is a folder directly inside ``run_dir/checkpoints`` (links
+    resolved); otherwise raise ``UserError`` naming it."""
+    root = (run_dir / "checkpoints").resolve()
+    if root.parent != run_dir.resolve():
+        raise UserError(f"{str(run_dir / 'checkpoints')!r} leads outside the run (a link to another folder); "
+                        "refusing to load checkpoints from it: make it a real folder of the run")
+    if ckpt.resolve().parent != root:
+        raise UserError(f"checkpoint {str(ckpt)!r} leads outside {str(run_dir / 'checkpoints')!r} (a link or a "
+                        "path to another run); refusing to load it: replace it with a real checkpoint folder")
+    _check_members(ckpt, CHECKPOINT_FILES)
+    return ckpt
+
+
+def _check_members(ckpt: Path, names) -> None:
+    inside = ckpt.resolve()
+    for fname in names:
+        f = ckpt / str(fname)
+        if not _plain_name(str(fname)) or ((f.exists() or f.is_symlink()) and f.resolve().parent != inside):
+            raise UserError(f"checkpoint {str(ckpt)!r} refers to {fname!r} outside its folder (a link or a path); "
+                            "refusing to load it")
 
 
 def read_meta(ckpt: Path) -> dict[str, Any]:
@@ -115,7 +152,11 @@ def read_meta(ckpt: Path) -> dict[str, Any]:
         meta = json.loads((ckpt / "meta.json").read_text())
     except (OSError, ValueError):
         raise UserError(f"{str(ckpt)!r} is not a gencli checkpoint (no readable meta.json)") from None
-    for fname, size in meta.get("files", {}).items():
+    files = meta.get("files", {}) if isinstance(meta, dict) else None
+    if not isinstance(files, dict):
+        raise UserError(f"{str(ckpt)!r} is not a gencli checkpoint (meta.json is not a checkpoint description)")
+    _check_members(ckpt, (*CHECKPOINT_FILES, *files))
+    for fname, size in files.items():
         f = ckpt / fname
         if not f.is_file() or f.stat().st_size != size:
             raise UserError(f"checkpoint {str(ckpt)!r} is truncated or damaged ({fname} is incomplete)")
@@ -143,6 +184,7 @@ def load_weights(ckpt: Path, model) -> None:
 
 def load_training_state(ckpt: Path, model) -> dict[str, Any]:
     """Restore optimizers, schedulers, scalers, RNG and extra state; return the state dict."""
+    read_meta(ckpt)  # refuses files that lead outside the checkpoint before any is read
     try:
         state = torch.load(ckpt / "state.pt", map_location="cpu", weights_only=True)
     except Exception as exc:  # an unpickling refusal or a damaged file

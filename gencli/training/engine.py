@@ -29,13 +29,13 @@ from gencli.models.base import Model
 from gencli.training import checkpoint as ckpt
 from gencli.training import distributed as dist_util
 from gencli.runs import METRICS_FILE, append_row, new_run_dir, read_run_info, truncate_rows, write_run_info
-from gencli.training.intervals import EPOCH_SUFFIX, interval_steps, parse_interval
+from gencli.training.intervals import EPOCH_SUFFIX, interval_steps
+from gencli.training import settings
 
 DEFAULT_DATA = {"images": "shapes", "labelled": "shapes", "paired": "shapes-paired", "unpaired": "shapes-unpaired"}
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = settings.PRECISIONS
 # Settings a TOML config may hold at its top level (the rest go in [hyperparameters]).
-CONFIG_KEYS = ("model", "data", "steps", "epochs", "batch_size", "image_size", "channels", "lr", "device",
-               "precision", "seed", "sample_every", "checkpoint_every", "log_every", "keep_checkpoints", "compile")
+CONFIG_KEYS = tuple(settings.SETTINGS)
 
 
 @dataclass
@@ -49,10 +49,13 @@ class TrainConfig:
     channels: int | None = None
     lr: float | None = None
     device: str = "auto"
-    precision: str = "fp32"
-    seed: int = 0
+    precision: str | None = None  # None: fp32 for a new run, the run's own on resume
+    seed: int | None = None  # None: 0 for a new run, the run's own on resume
     overrides: dict[str, Any] = field(default_factory=dict)
     source: str | None = None  # `train MODEL --from RUN`: the run a two-stage model builds on
+    # Where each override came from, for error messages ("[hyperparameters] in 'c.toml'"); keys it
+    # lacks came from --set (and ``from_run`` from --from).
+    override_sources: dict[str, str] = field(default_factory=dict)
     out: Path | None = None
     resume: Path | None = None
     # Steps (500) or epochs ("2ep"); see gencli.training.intervals.
@@ -107,9 +110,15 @@ def check_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
-def _positive(name: str, value: int | None) -> None:
-    if value is not None and value < 1:
-        raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+def check_settings(config: TrainConfig) -> None:
+    """Refuse any setting of ``config`` its flag would refuse, before anything is resolved or built."""
+    for key in settings.SETTINGS:
+        if key == "model" and config.resume is not None and not config.model:
+            continue  # the run names its model
+        value = getattr(config, key)
+        if key in ("precision", "device") and isinstance(value, str) and value.strip():
+            continue  # resolve_device and check_precision say more (what is available here)
+        settings.check_flag(key, value)
 
 
 class LossTracker:
@@ -185,7 +194,13 @@ class Interrupt:
 
 
 def merge_config_file(values: dict[str, Any], path: str | Path) -> dict[str, Any]:
-    """Return training options from a TOML file, with ``values`` (from the CLI) taking precedence."""
+    """Return training options from a TOML file, with ``values`` (from the CLI) taking precedence.
+
+    Every top-level value is checked by the same rules as its flag (``settings.SETTINGS``),
+    naming the file. ``compile = true`` comes back under ``compile``: the caller passes
+    ``compile=merged.pop("compile", flag)`` to ``TrainConfig``. ``override_sources`` says which
+    hyperparameters came from the file's [hyperparameters] table, for error messages.
+    """
     raw = hparams.read_config(path)
     hyper = raw.pop("hyperparameters", {})
     unknown = [k for k in raw if k not in CONFIG_KEYS]
@@ -196,13 +211,17 @@ def merge_config_file(values: dict[str, Any], path: str | Path) -> dict[str, Any
                         "hyperparameters belong in a [hyperparameters] table")
     if not isinstance(hyper, dict):
         raise UserError(f"[hyperparameters] in {str(path)!r} must be a table")
-    merged = dict(raw)
-    given = {k: v for k, v in values.items() if v is not None and k != "overrides"}
+    merged = {key: settings.check_file_value(key, value, str(path)) for key, value in raw.items()}
+    given = {k: v for k, v in values.items() if v is not None and k not in ("overrides", "override_sources")}
     if "steps" in given or "epochs" in given:  # the command line's run length replaces the file's
         merged.pop("steps", None)
         merged.pop("epochs", None)
     merged.update(given)
-    merged["overrides"] = {**hyper, **values.get("overrides", {})}
+    from_cli = values.get("overrides", {})
+    merged["overrides"] = {**hyper, **from_cli}
+    table = f"[hyperparameters] in {str(path)!r}"
+    merged["override_sources"] = {**values.get("override_sources", {}),
+                                  **{k: table for k in hyper if k not in from_cli}}
     return merged
 
 
@@ -216,6 +235,7 @@ class Plan:
     data: ImageData
     run_dir: Path | None
     resume_from: Path | None
+    changes: dict[str, Any] = field(default_factory=dict)  # settings a resume changed
 
 
 def _plan_new(config: TrainConfig) -> Plan:
@@ -233,16 +253,11 @@ def _plan_new(config: TrainConfig) -> Plan:
 
         source = Run.open(config.source)
         # the model records what it needs of the source before its hyperparameters are checked
-        hp = hparams.build(cls.Hyperparameters, values, validate=False)
+        hp = hparams.build(cls.Hyperparameters, values, _override_sources(config), validate=False)
         hp = cls.train_from(hp, source)
         hparams.check(hp)
     else:
-        hp = hparams.build(cls.Hyperparameters, values)
-    for name in ("steps", "epochs", "batch_size", "image_size", "channels"):
-        _positive(name, getattr(config, name))
-    for name in ("sample_every", "checkpoint_every"):
-        if getattr(config, name) is not None:
-            parse_interval(getattr(config, name), name)
+        hp = hparams.build(cls.Hyperparameters, values, _override_sources(config))
     if config.steps is not None and config.epochs is not None:
         raise UserError("give --steps or --epochs, not both")
     # a model trained on top of another run defaults to that run's data and image shape
@@ -250,7 +265,9 @@ def _plan_new(config: TrainConfig) -> Plan:
     channels = config.channels or (source.image_shape[0] if source else None) or d.channels
     cls.check_shape(image_size, channels)
     data_spec = config.data or (source.data_spec if source else None) or DEFAULT_DATA[cls.data]
-    request = DataRequest(image_size, channels, "train", config.seed, load_size=cls.load_size(hp, image_size))
+    seed = config.seed or 0
+    request = DataRequest(image_size, channels, "train", seed, load_size=cls.load_size(hp, image_size))
+    check_batch_memory(config.batch_size or d.batch_size, channels, request.stored_size)
     data = load_dataset(data_spec, request)
     check_kind(cls.name, cls.data, data, data_spec)
     if cls.conditional and cls.data == "labelled" and not data.num_classes:
@@ -276,8 +293,8 @@ def _plan_new(config: TrainConfig) -> Plan:
             "steps": config.steps,
             "epochs": config.epochs,
             "batch_size": config.batch_size or d.batch_size,
-            "seed": config.seed,
-            "precision": config.precision,
+            "seed": seed,
+            "precision": config.precision or "fp32",
             # A run measured in epochs samples once an epoch unless told otherwise.
             "sample_every": config.sample_every or (f"1{EPOCH_SUFFIX}" if config.epochs else d.sample_every),
             "checkpoint_every": config.checkpoint_every or d.checkpoint_every,
@@ -292,7 +309,32 @@ def _plan_new(config: TrainConfig) -> Plan:
     return Plan(cls, hp, info, data, None, None)
 
 
+def _override_sources(config: TrainConfig) -> dict[str, str]:
+    """Where each hyperparameter value came from (keys it lacks came from --set)."""
+    sources = dict(config.override_sources)
+    if config.lr is not None:  # --lr (or a config's top-level lr) replaces any other
+        sources["lr"] = "--lr"
+    return sources
+
+
+def check_batch_memory(batch_size: int, channels: int, size: int) -> None:
+    """Refuse a batch whose images alone (float32) would not fit in memory, before anything is allocated."""
+    from gencli.data.base import check_fits_in_memory
+
+    check_fits_in_memory(batch_size * channels * size * size * 4,
+                         f"a batch of {batch_size:,} images of {channels}x{size}x{size}",
+                         "use a smaller --batch-size or --image-size")
+
+
+# What may change on resume (the new value is recorded in run.json). The rest of what made the
+# run (model, data, image shape, batch size, hyperparameters, precision, seed) is refused by name:
+# the checkpoint would not fit it, or training would follow another trajectory from it.
+CHANGEABLE_ON_RESUME = ("steps", "epochs", "sample_every", "checkpoint_every", "log_every", "keep_checkpoints")
+
+
 def _plan_resume(config: TrainConfig) -> Plan:
+    from gencli.plugins import registry
+    from gencli.runs import Run
 
     run_dir = Path(config.resume)
     if not run_dir.is_dir():
@@ -301,19 +343,79 @@ def _plan_resume(config: TrainConfig) -> Plan:
     last = ckpt.latest_checkpoint(run_dir)
     if last is None:
         raise UserError(f"run {str(run_dir)!r} has no complete checkpoint to resume from")
-    from gencli.runs import Run
-
     cls = Run(run_dir, info, last).model_class()
+    spec = registry().models[info["model"]]
     hp = hparams.build(cls.Hyperparameters, info["hyperparameters"], source="run.json")
+    _refuse_resume_changes(config, run_dir, info, spec, cls)
     t = info["training"]
+    changes = {}
     if config.steps is not None or config.epochs is not None:
-        _positive("steps", config.steps)
-        _positive("epochs", config.epochs)
-        t["steps"], t["epochs"] = config.steps, config.epochs
+        if config.steps is not None and config.epochs is not None:
+            raise UserError("give --steps or --epochs, not both")
+        changes.update(steps=config.steps, epochs=config.epochs)
+    for key in ("sample_every", "checkpoint_every"):
+        if getattr(config, key) is not None:
+            changes[key] = getattr(config, key)
+    for key, default in (("log_every", 10), ("keep_checkpoints", 3)):  # no flag: given only when not the default
+        if getattr(config, key) != default:
+            changes[key] = getattr(config, key)
+    changes = {k: v for k, v in changes.items() if t.get(k) != v}
+    t.update(changes)
     d = info["data"]
     request = DataRequest(d["image_shape"][1], d["image_shape"][0], "train", t["seed"], load_size=d.get("load_size"))
+    check_batch_memory(t["batch_size"], d["image_shape"][0], request.stored_size)
     data = load_dataset(d["spec"], request)
-    return Plan(cls, hp, info, data, run_dir, last)
+    return Plan(cls, hp, info, data, run_dir, last, changes)
+
+
+def _refuse_resume_changes(config: TrainConfig, run_dir: Path, info: dict[str, Any], spec, cls) -> None:
+    """Refuse, by flag, a setting of ``config`` that differs from the run's and cannot change on resume."""
+    from gencli.plugins import registry
+
+    def refuse(flag: str, was: str) -> None:
+        raise UserError(f"{flag} cannot change on --resume: the run {was}; start a new run to change it "
+                        f"(on resume only {', '.join('--' + k.replace('_', '-') for k in CHANGEABLE_ON_RESUME[:4])}"
+                        ", --device and --compile may change)")
+
+    if config.source is not None:
+        refuse("--from", f"trained on top of {info.get('source_run') or 'no other run'!r}")
+    if config.out is not None and Path(config.out).resolve() != run_dir.resolve():
+        raise UserError(f"--out cannot be combined with --resume: a resumed run stays in {str(run_dir)!r}")
+    if config.model and config.model != info["model"] and registry().model(config.model) is not spec:
+        refuse("MODEL", f"trains {info['model']!r}")
+    d, t = info["data"], info["training"]
+    if config.data is not None and not _same_data(config.data, d["spec"]):
+        refuse("--data", f"trained on {d['spec']!r}")
+    if config.image_size is not None and config.image_size != d["image_shape"][1]:
+        refuse("--image-size", f"trained at {d['image_shape'][1]} px")
+    if config.channels is not None and config.channels != d["image_shape"][0]:
+        refuse("--channels", f"trained on {d['image_shape'][0]} channel(s)")
+    if config.batch_size is not None and config.batch_size != t["batch_size"]:
+        refuse("--batch-size", f"trained with batches of {t['batch_size']}")
+    if config.precision not in (None, t["precision"]):
+        refuse("--precision", f"trained in {t['precision']}")
+    if config.seed not in (None, t["seed"]):
+        refuse("--seed", f"trained with seed {t['seed']}")
+    given = dict(config.overrides)
+    if config.lr is not None:
+        given["lr"] = config.lr
+    if given:
+        recorded = info["hyperparameters"]
+        wanted = hparams.to_dict(hparams.build(cls.Hyperparameters, {**recorded, **given},
+                                               {k: "run.json" for k in recorded} | _override_sources(config)))
+        for key in given:
+            if wanted.get(key) != recorded.get(key):
+                flag = {"lr": "--lr", "from_run": "--from"}.get(key, f"--set {key}")
+                refuse(flag, f"trained with {key}={recorded.get(key)!r}")
+
+
+def _same_data(given: str, recorded: str) -> bool:
+    """Whether two --data specs name the same data: equal, or two spellings of one folder."""
+    given, recorded = given.strip(), recorded.strip()
+    if given == recorded:
+        return True
+    a, b = Path(given).expanduser(), Path(recorded).expanduser()
+    return a.exists() and b.exists() and a.resolve() == b.resolve()
 
 
 def _plugin_field(plugin: str, key: str) -> str:
@@ -353,6 +455,7 @@ def _preview_data(plan: Plan, model: Model) -> ImageData:
 
 def train(config: TrainConfig, display=None) -> Path:
     """Train as configured; return the run directory."""
+    check_settings(config)
     info_dist = dist_util.from_environment()
     device = resolve_device(config.device)
     if info_dist.enabled and device.type == "cuda":
@@ -366,7 +469,7 @@ def train(config: TrainConfig, display=None) -> Path:
         require_tensorboard()  # fail before any data is loaded
     plan = _plan_resume(config) if config.resume else _plan_new(config)
     info, t = plan.info, plan.info["training"]
-    precision = check_precision(t["precision"] if config.resume else config.precision, device)
+    precision = check_precision(t["precision"] if config.resume else config.precision or "fp32", device)
     t["precision"] = precision
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -405,6 +508,8 @@ def train(config: TrainConfig, display=None) -> Path:
                 f"run {str(plan.run_dir)!r} already reached step {model.step} of {total}; "
                 f"pass --steps N with N > {model.step} to train further"
             )
+        info.setdefault("resumes", []).append({"step": model.step, "device": str(device), "changed": plan.changes,
+                                               "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
     run_dir = plan.run_dir
     if info_dist.is_main:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import stat
 import tarfile
+import warnings
 import zipfile
 
 import pytest
@@ -108,3 +109,93 @@ def test_not_an_archive_is_a_clear_error(tmp_path):
     archive.write_bytes(b"<html>rate limited</html>")
     with pytest.raises(UserError, match="not a zip or tar archive"):
         extract(archive, tmp_path / "maps")
+
+
+# ----------------------------------------------------------------------------- bounds and collisions
+
+
+def _tar_of(entries: list[tuple[str, bytes | None]]) -> bytes:
+    """A tar.gz of (name, data) entries in order; data None makes a folder."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name, data in entries:
+            info = tarfile.TarInfo(name)
+            if data is None:
+                info.type = tarfile.DIRTYPE
+                tf.addfile(info)
+            else:
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _zip_of(entries: list[tuple[str, bytes]]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # zipfile warns about the duplicates a test asks for
+        for name, data in entries:
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _refused(tmp_path, name: str, data: bytes, *expected: str) -> None:
+    archive = tmp_path / name
+    archive.write_bytes(data)
+    before = _leftovers(tmp_path)
+    with pytest.raises(UserError) as caught:
+        extract(archive, tmp_path / "target")
+    message = str(caught.value)
+    assert len(message.splitlines()) == 1 and archive.name in message and "nothing was written" in message, message
+    for text in expected:
+        assert text in message, message
+    assert _leftovers(tmp_path) == before  # no target, no temporary folder
+
+
+ZERO_MB = b"\0" * (1 << 20)  # compresses to almost nothing: a small archive that unpacks large
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar"])
+def test_an_archive_that_unpacks_beyond_the_byte_limit_is_refused_before_writing(tmp_path, monkeypatch, kind):
+    monkeypatch.setenv("GENCLI_MAX_ARCHIVE_BYTES", str(3 << 20))
+    entries = [(f"bomb/{i}.bin", ZERO_MB) for i in range(4)]
+    data = _zip_of(entries) if kind == "zip" else _tar_of(entries)
+    assert len(data) < 100_000
+    _refused(tmp_path, f"bomb.{kind}", data, "4,194,304 bytes", "GENCLI_MAX_ARCHIVE_BYTES")
+    monkeypatch.setenv("GENCLI_MAX_ARCHIVE_BYTES", str(5 << 20))
+    extract(tmp_path / f"bomb.{kind}", tmp_path / "target")  # within a raised limit it unpacks
+    assert (tmp_path / "target" / "3.bin").stat().st_size == 1 << 20
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar"])
+def test_an_archive_with_too_many_members_is_refused(tmp_path, monkeypatch, kind):
+    monkeypatch.setenv("GENCLI_MAX_ARCHIVE_MEMBERS", "5")
+    entries = [(f"many/{i}.txt", b"x") for i in range(6)]
+    _refused(tmp_path, f"many.{kind}", _zip_of(entries) if kind == "zip" else _tar_of(entries),
+             "6 members", "GENCLI_MAX_ARCHIVE_MEMBERS")
+
+
+def test_a_bad_limit_in_the_environment_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENCLI_MAX_ARCHIVE_BYTES", "lots")
+    archive = tmp_path / "a.zip"
+    archive.write_bytes(_zip_of([("a/1.txt", b"x")]))
+    with pytest.raises(UserError, match="GENCLI_MAX_ARCHIVE_BYTES='lots' is not a whole number"):
+        extract(archive, tmp_path / "target")
+
+
+@pytest.mark.parametrize("kind, entries, expected", [
+    ("zip", [("d/a.txt", b"1"), ("d/a.txt", b"2")], "member 'd/a.txt' appears twice"),
+    ("tar", [("d/a.txt", b"1"), ("d/./a.txt", b"2")], "member 'd/a.txt' appears twice"),
+    ("zip", [("d/a", b"file"), ("d/a/b.txt", b"x")], "'d/a' is a file, yet member 'd/a/b.txt'"),
+    ("tar", [("d/a/b.txt", b"x"), ("d/a", b"file")], "'d/a' is a file, yet member 'd/a/b.txt'"),
+    ("tar", [("d/a", None), ("d/a", b"file")], "member 'd/a' appears twice"),
+], ids=["zip-duplicate", "tar-duplicate-spelled-differently", "zip-file-then-folder", "tar-folder-then-file",
+        "tar-folder-and-file"])
+def test_colliding_members_are_refused_before_writing(tmp_path, kind, entries, expected):
+    _refused(tmp_path, f"clash.{kind}", _zip_of(entries) if kind == "zip" else _tar_of(entries), expected)
+
+
+def test_a_folder_listed_twice_is_harmless(tmp_path):
+    archive = tmp_path / "dirs.tar.gz"
+    archive.write_bytes(_tar_of([("d/", None), ("d/", None), ("d/a.txt", b"1")]))
+    extract(archive, tmp_path / "target")
+    assert (tmp_path / "target" / "a.txt").read_bytes() == b"1"

@@ -114,15 +114,11 @@ def test_fid_kid_prdc_on_user_features_use_the_real_feature_cache(cli, vae_run, 
     assert cached[0].stat().st_mtime_ns == stamp  # read from the cache, not recomputed
 
 
-def test_torch_export_programs_serve_as_features_and_agree_with_torchscript(vae_run, fresh, scripted_features,
-                                                                             exported_features):
-    from gencli.commands.evaluate import evaluate
-
-    run = fresh(vae_run)
-    scripted = evaluate(run, ["fid"], n=24, device="cpu", features=str(scripted_features), progress=False)
-    exported = evaluate(run, ["fid"], n=24, device="cpu", features=str(exported_features), progress=False)
-    assert exported["eval"]["fid"] == pytest.approx(scripted["eval"]["fid"], rel=1e-5)
-    assert exported["settings"]["features"] == "user:features.pt2"
+def test_torch_export_programs_are_refused_because_loading_them_can_run_code(cli, vae_run, fresh, exported_features):
+    result = cli("eval", fresh(vae_run), "--metrics", "fid", "--features", exported_features, "--n", "8", "--device", "cpu")
+    assert result.exit_code == 2
+    assert "is a torch.export program" in result.stderr and "only TorchScript" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_default_eval_without_inception_weights_warns_and_keeps_reconstruction(cli, vae_run, fresh, no_inception):
@@ -163,7 +159,7 @@ def test_prdc_without_weights_names_itself_not_fid(cli, vae_run, fresh, no_incep
     (["--label", "1"], "not conditional"),
     (["--metrics", "accuracy"], "class accuracy needs a conditional model"),
     (["--metrics", "fid", "--features", "missing.pt"], "--features 'missing.pt' does not exist"),
-    (["--metrics", "fid", "--features", "pyproject.toml"], "is neither a TorchScript file"),
+    (["--metrics", "fid", "--features", "pyproject.toml"], "is not a TorchScript file"),
     (["--split", "valid"], "--split must be train or test"),
     (["--n", "1"], "--n must be at least 2"),
 ])
@@ -188,7 +184,7 @@ def test_a_saved_state_dict_is_not_mistaken_for_a_network(cli, cvae_run, fresh, 
     torch.save({"w": torch.zeros(3)}, weights)  # a zip archive too, but no network in it
     result = cli("eval", fresh(cvae_run), "--metrics", "accuracy", "--classifier", weights, "--n", "6", "--device", "cpu")
     assert result.exit_code == 2
-    assert "--classifier" in result.stderr and "is neither a TorchScript file" in result.stderr
+    assert "--classifier" in result.stderr and "is not a TorchScript file" in result.stderr
     assert "Traceback" not in result.stderr
 
 

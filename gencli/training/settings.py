@@ -1,0 +1,151 @@
+"""The training settings, their types and bounds, in one table.
+
+The same rules hold wherever a value comes from: a command-line flag (``--batch-size 0``), a
+TOML config's top level (``batch_size = 0``) or code calling the engine. A whole number is an
+int and never a bool (TOML's ``true`` is not 1) nor a float (``steps = 3.5`` is refused, not
+rounded); a string is a string; bounds are checked before anything is built or allocated.
+
+No torch here: the command layer may check values before importing it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from gencli.errors import UserError
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+# torch's generators take seeds up to 2**64 - 1; gencli derives other seeds from the run's by
+# arithmetic kept below 2**63, so a run's seed is a signed 64-bit number that is not negative.
+MAX_SEED = 2**63 - 1
+# Far above what any model here trains at (StyleGAN's largest is 1024); a larger side is almost
+# always a typo, and would ask for gigabytes per image before anything could say so.
+MAX_IMAGE_SIZE = 4096
+DEVICE_NAME = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One training setting: its TOML key, the flag that sets it, and what values it takes."""
+
+    key: str
+    kind: type  # int, float, str or bool
+    minimum: float | None = None
+    maximum: float | None = None
+    above: float | None = None  # strictly greater than this (a learning rate above 0)
+    choices: tuple[str, ...] = ()
+    pattern: re.Pattern | None = None
+    expected: str = ""  # the accepted values in words, when a pattern decides them
+    cli: str | None = ""  # how the command line gives it: "" for --key-name, None when it cannot
+    interval: bool = False  # also takes epochs written "Nep" (gencli.training.intervals)
+
+    @property
+    def flag(self) -> str:
+        """The name errors use: the flag, or the key as code passes it when no flag sets it."""
+        if self.cli is None:
+            return self.key
+        return self.cli or "--" + self.key.replace("_", "-")
+
+
+SETTINGS: dict[str, Setting] = {s.key: s for s in (
+    Setting("model", str, cli="MODEL"),
+    Setting("data", str),
+    Setting("steps", int, minimum=1),
+    Setting("epochs", int, minimum=1),
+    Setting("batch_size", int, minimum=1),
+    Setting("image_size", int, minimum=1, maximum=MAX_IMAGE_SIZE),
+    Setting("channels", int, minimum=1),
+    Setting("lr", float, above=0),
+    Setting("device", str, pattern=DEVICE_NAME, expected="auto, cpu, cuda, cuda:N or mps"),
+    Setting("precision", str, choices=PRECISIONS),
+    Setting("seed", int, minimum=0, maximum=MAX_SEED),
+    Setting("sample_every", int, minimum=1, interval=True),
+    Setting("checkpoint_every", int, minimum=1, interval=True),
+    Setting("log_every", int, minimum=1, cli=None),
+    Setting("keep_checkpoints", int, minimum=1, cli=None),
+    Setting("compile", bool),
+)}
+
+_KIND_WORDS = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}
+
+
+def problem(setting: Setting, value: Any) -> str | None:
+    """Return what is wrong with ``value`` for ``setting`` ("must be at least 1"), or None."""
+    kind = setting.kind
+    if setting.interval and isinstance(value, str):
+        from gencli.training.intervals import parse_interval
+
+        try:
+            parse_interval(value, setting.flag)
+        except UserError:
+            return "must be a number of steps (500) or epochs (2ep)"
+        return None
+    if isinstance(value, bool) and kind is not bool:
+        return f"must be {_KIND_WORDS[kind]}, not true or false"
+    if kind is float and isinstance(value, int):
+        value = float(value)
+    if not isinstance(value, kind):
+        return f"must be {_KIND_WORDS[kind]}"
+    if kind is str:
+        if not value.strip():
+            return "must not be blank"
+        if setting.choices and value not in setting.choices:
+            return f"must be one of {', '.join(setting.choices)}"
+        if setting.pattern is not None and not setting.pattern.fullmatch(value):
+            return f"must be {setting.expected}"
+    if kind is float and not math.isfinite(value):
+        return "must be a finite number"
+    if setting.above is not None and value <= setting.above:
+        return f"must be greater than {setting.above:g}"
+    if setting.minimum is not None and value < setting.minimum:
+        return f"must be at least {setting.minimum:,}" if setting.maximum is None else _range(setting)
+    if setting.maximum is not None and value > setting.maximum:
+        return f"must be at most {setting.maximum:,}" if setting.minimum is None else _range(setting)
+    return None
+
+
+def _range(setting: Setting) -> str:
+    return f"must be from {setting.minimum:,} to {setting.maximum:,}"
+
+
+def check_flag(key: str, value: Any) -> Any:
+    """Return ``value`` for setting ``key`` given as its flag, or raise ``UserError`` naming the flag."""
+    setting = SETTINGS[key]
+    if value is None:
+        return None
+    wrong = problem(setting, value)
+    if wrong and (setting.choices or setting.pattern) and isinstance(value, str) and value.strip():
+        raise UserError(f"unknown {setting.flag} {value!r}: use {setting.expected or 'one of ' + ', '.join(setting.choices)}")
+    if wrong:
+        raise UserError(f"{setting.flag} {wrong}, got {_shown(value)}")
+    return float(value) if setting.kind is float else value
+
+
+def check_file_value(key: str, value: Any, path: str) -> Any:
+    """Return ``value`` for top-level key ``key`` of TOML file ``path``, or raise ``UserError`` naming both."""
+    setting = SETTINGS[key]
+    wrong = problem(setting, value)
+    if wrong:
+        like = f" (as for {setting.flag})" if setting.cli is not None else ""
+        raise UserError(f"{key} = {_toml(value)} in {path!r}: {wrong}{like}")
+    return float(value) if setting.kind is float else value
+
+
+def _shown(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # TOML's basic string escapes; a newline stays on the line
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return str(value)
