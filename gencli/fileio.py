@@ -11,10 +11,11 @@ from pathlib import Path
 # Errors only a write can raise, each something the user can remedy: what happened, and the way out.
 WRITE_FAILURES = {
     errno.ENOSPC: ("no space left on the device", "free some space"),
-    errno.EDQUOT: ("the disk quota is exhausted", "free some space"),
     errno.EFBIG: ("the file would exceed the file-size limit", "raise the limit (ulimit -f)"),
     errno.EROFS: ("the file system is read-only", "make it writable"),
 }
+if hasattr(errno, "EDQUOT"):  # not on every platform
+    WRITE_FAILURES[errno.EDQUOT] = ("the disk quota is exhausted", "free some space")
 
 
 def write_failure(exc: BaseException) -> tuple[str, str] | None:

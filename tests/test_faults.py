@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the fault driver forks its trials")
+
 TINY = ["--image-size", "8", "--batch-size", "4", "--set", "widths=4,8", "--set", "latent_dim=2"]
 STEPS = 24  # log lines at 10, 20, 24; checkpoints every 3 steps, so most fall between log lines
 TRAIN = ["-q", "train", "vae", "--steps", str(STEPS), "--checkpoint-every", "3", "--sample-every", "8", "--seed", "5",
@@ -112,6 +114,23 @@ def test_a_second_trainer_is_refused_while_the_first_holds_the_run(report):
         f"(or stop it), then continue with: gencli train --resume {result['run']}"]
     assert result["final_exit"] == 0, result["final_stderr"]
     _assert_same_as_uninterrupted(result)
+
+
+def test_the_run_lock_names_its_holder_and_is_free_once_released(tmp_path, monkeypatch):
+    from gencli.errors import UserError
+    from gencli.training.lock import RunLock
+
+    with RunLock(tmp_path):  # a second open file of the same process conflicts like another process
+        with pytest.raises(UserError, match=f"is being trained by process {os.getpid()}; wait for it"):
+            RunLock(tmp_path).acquire()
+    RunLock(tmp_path).acquire().release()
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "open", refused)
+    with pytest.raises(UserError, match="no permission to write in it; train a copy of it that you own"):
+        RunLock(tmp_path).acquire()
 
 
 # ----------------------------------------------------------------------------- the driver

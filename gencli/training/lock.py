@@ -32,8 +32,12 @@ class RunLock:
     def acquire(self) -> "RunLock":
         if fcntl is None:
             return self
-        with naming(self.path):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            with naming(self.path):
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except PermissionError:
+            raise UserError(f"cannot train run {str(self.path.parent)!r}: no permission to write in it; "
+                            "train a copy of it that you own") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
