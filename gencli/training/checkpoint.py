@@ -3,12 +3,14 @@
 Layout inside a run directory::
 
     checkpoints/step-00000400/weights.safetensors   networks' parameters and buffers, "<net>.<key>"
-    checkpoints/step-00000400/state.pt              optimizers, schedulers, scalers, RNG, model extra state
+    checkpoints/step-00000400/state.pt              optimizers, schedulers, scalers, RNG, model extra state,
+                                                    the losses summed since the last log line
     checkpoints/step-00000400/meta.json             step, epoch, model name, file sizes
     checkpoints/latest                              name of the newest complete checkpoint
 
 A checkpoint is written into ``.step-N.tmp-<pid>`` and renamed into place, then ``latest`` is
-replaced atomically, so a run killed at any moment leaves its last complete checkpoint intact.
+replaced atomically, so a run killed at any moment leaves its last complete checkpoint intact;
+the hidden leftovers of a killed writer are removed before the run is trained again.
 Nothing is ever unpickled: a checkpoint from a stranger cannot run code.
 """
 
