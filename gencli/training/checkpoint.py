@@ -4,7 +4,7 @@ Layout inside a run directory::
 
     checkpoints/step-00000400/weights.safetensors   networks' parameters and buffers, "<net>.<key>"
     checkpoints/step-00000400/state.pt              optimizers, schedulers, scalers, RNG, model extra state,
-                                                    the losses summed since the last log line
+                                                    the losses not yet logged (at a Ctrl-C stop)
     checkpoints/step-00000400/meta.json             step, epoch, model name, file sizes
     checkpoints/latest                              name of the newest complete checkpoint
 

@@ -7,8 +7,9 @@ train(config)
   4. on the end, Ctrl-C or a non-finite loss: write what is due (checkpoint, GIF, loss plot); a
      Ctrl-C then raises Interrupted, a disk that refuses a write ends in one UserError line
 
-A run holds a lock on its directory while it trains. Log lines come only at the log interval,
-whenever the run was stopped and resumed: a checkpoint carries the losses not yet logged.
+A run holds a lock on its directory while it trains. Log lines come at the log interval, at
+checkpoints and at the end, however often the run was stopped and resumed: a Ctrl-C stop between
+checkpoints carries the losses not yet logged in its checkpoint.
 
 Losses stay on the device and are read only when a log line is due; a non-finite loss is
 caught at its exact step without a per-step sync, and never reaches a checkpoint.
@@ -590,14 +591,22 @@ class _Loop:
         if display is not None:
             display.note(f"samples: {path}")
 
-    def checkpoint(self, display) -> None:
-        """Save the training state. Log lines stay at their interval: the losses of steps since the
-        last one travel in the checkpoint, so a resumed run writes the lines of an unbroken one."""
+    def checkpoint(self, display, stopping: bool = False) -> None:
+        """Save the training state, ending a log window with a line as an unbroken run does there.
+
+        A Ctrl-C stop between checkpoint steps writes no line, which an unbroken run would not
+        have: the losses summed since the last line travel in the checkpoint instead, so the
+        resumed run writes the very lines of an unbroken one.
+        """
         if self.saved_step == self.model.step:  # a Ctrl-C right after a checkpoint step
             return
-        if self.tracker.count:
-            self.check_finite()  # a non-finite loss must never reach a checkpoint
-        window = self.tracker.window(self.dist)
+        if stopping:
+            if self.tracker.count:
+                self.check_finite()  # a non-finite loss must never reach a checkpoint
+            window = self.tracker.window(self.dist)
+        else:
+            self.log(display)  # which raises first for a non-finite loss: it must never reach a checkpoint
+            window = {}
         self.saved_step = self.model.step
         if not self.dist.is_main:
             return
@@ -698,7 +707,7 @@ class _Loop:
                 where = f"the last good checkpoint is {last}" if last else "no checkpoint was written"
                 raise UserError(f"loss {name!r} became non-finite at step {step}; training stopped, {where}") from None
             if self.stopping() and model.step < self.total:
-                self.checkpoint(display)
+                self.checkpoint(display, stopping=True)
                 self.finish_media()
                 self.set_status("interrupted")
                 if display is not None:
