@@ -1,4 +1,4 @@
-"""The one exception type for user mistakes: the CLI prints its message on one line and exits 2."""
+"""The exceptions the CLI turns into one line: user mistakes (exit 2) and a clean stop for Ctrl-C (exit 130)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,14 @@ from collections.abc import Iterable
 
 class UserError(Exception):
     """A mistake the user can fix: bad option, missing data, wrong checkpoint, ..."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A Ctrl-C that stopped a command cleanly, after everything due was written.
+
+    A KeyboardInterrupt, so that whatever handles a bare Ctrl-C (exit code 130) handles this one
+    too; its message says how to continue.
+    """
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

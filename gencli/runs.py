@@ -131,8 +131,9 @@ def read_eval_rows(path: Path) -> list[dict[str, Any]]:
 
 def append_row(path: Path, row: dict[str, Any]) -> None:
     """Append one JSON line (one write, so a kill leaves at worst a cut last line that readers skip)."""
-    with open(path, "a") as fh:
-        fh.write(json.dumps(row, default=str) + "\n")
+    from gencli.fileio import append_line
+
+    append_line(Path(path), json.dumps(row, default=str))
 
 
 def truncate_rows(path: Path, step: int) -> None:

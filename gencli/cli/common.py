@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from gencli.errors import UserError
+from gencli.errors import Interrupted, UserError
 
 if TYPE_CHECKING:
     from gencli.runs import Run
@@ -36,10 +36,11 @@ def handle_errors(fn):
 
             error(str(exc))
             raise typer.Exit(2) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             if state["debug"]:
                 raise
-            print("interrupted", file=sys.stderr)
+            # a clean stop says where the run stands and how to go on; a bare Ctrl-C only that it stopped
+            print(str(exc) if isinstance(exc, Interrupted) and str(exc) else "interrupted", file=sys.stderr)
             raise typer.Exit(130) from None
 
     return wrapper

@@ -3,17 +3,20 @@
 Layout inside a run directory::
 
     checkpoints/step-00000400/weights.safetensors   networks' parameters and buffers, "<net>.<key>"
-    checkpoints/step-00000400/state.pt              optimizers, schedulers, scalers, RNG, model extra state
+    checkpoints/step-00000400/state.pt              optimizers, schedulers, scalers, RNG, model extra state,
+                                                    the losses not yet logged (at a Ctrl-C stop)
     checkpoints/step-00000400/meta.json             step, epoch, model name, file sizes
     checkpoints/latest                              name of the newest complete checkpoint
 
-A checkpoint is written into ``step-N.tmp-<pid>`` and renamed into place, then ``latest`` is
-replaced atomically, so a run killed at any moment leaves its last complete checkpoint intact.
+A checkpoint is written into ``.step-N.tmp-<pid>`` and renamed into place, then ``latest`` is
+replaced atomically, so a run killed at any moment leaves its last complete checkpoint intact;
+the hidden leftovers of a killed writer are removed before the run is trained again.
 Nothing is ever unpickled: a checkpoint from a stranger cannot run code.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -22,10 +25,10 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from gencli.errors import UserError
-from gencli.fileio import fsync_dir, write_atomic
+from gencli.fileio import fsync_dir, write_atomic, write_file
 
 FORMAT = 1
 CHECKPOINT_FILES = ("meta.json", "weights.safetensors", "state.pt")
@@ -54,8 +57,14 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(run_dir: Path, model, epoch: int, batch_in_epoch: int, keep: int = 3) -> Path:
-    """Write the model's full training state at ``model.step``; return the checkpoint folder."""
+def save_checkpoint(run_dir: Path, model, epoch: int, batch_in_epoch: int, keep: int = 3,
+                    loop_state: dict[str, Any] | None = None) -> Path:
+    """Write the model's full training state at ``model.step``; return the checkpoint folder.
+
+    ``loop_state`` is what the training loop itself must carry across a resume (the losses of a
+    log window not yet written). A failed write (a full disk) removes its temporary folder and
+    leaves the last complete checkpoint in place.
+    """
     root = run_dir / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     name = f"step-{model.step:08d}"
@@ -63,40 +72,71 @@ def save_checkpoint(run_dir: Path, model, epoch: int, batch_in_epoch: int, keep:
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    save_file(network_tensors(model.nets), str(tmp / "weights.safetensors"), metadata={"model": model.name})
-    state = {
-        "format": FORMAT,
-        "step": model.step,
-        "epoch": epoch,
-        "batch_in_epoch": batch_in_epoch,
-        "optimizers": {k: v.state_dict() for k, v in model.optimizers.items()},
-        "schedulers": {k: v.state_dict() for k, v in model.schedulers.items()},
-        "scalers": {k: v.state_dict() for k, v in model.scalers.items()},
-        "rng": rng_state(),
-        "extra": model.extra_state(),
-    }
-    torch.save(state, tmp / "state.pt")
-    meta = {"format": FORMAT, "model": model.name, "step": model.step, "epoch": epoch,
-            "files": {f.name: f.stat().st_size for f in tmp.iterdir()}}
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-    for f in tmp.iterdir():
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
-    final = root / name
-    if final.exists():  # re-saving the same step after a resume
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    try:
+        # serialised in memory and written by Python: a failed write then carries its errno and path
+        weights = save(network_tensors(model.nets), metadata={"model": model.name})
+        write_file(tmp / "weights.safetensors", weights)
+        state = {
+            "format": FORMAT,
+            "step": model.step,
+            "epoch": epoch,
+            "batch_in_epoch": batch_in_epoch,
+            "optimizers": {k: v.state_dict() for k, v in model.optimizers.items()},
+            "schedulers": {k: v.state_dict() for k, v in model.schedulers.items()},
+            "scalers": {k: v.state_dict() for k, v in model.scalers.items()},
+            "rng": rng_state(),
+            "extra": model.extra_state(),
+            "loop": loop_state or {},
+        }
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        write_file(tmp / "state.pt", buffer.getvalue())
+        meta = {"format": FORMAT, "model": model.name, "step": model.step, "epoch": epoch,
+                "files": {f.name: f.stat().st_size for f in tmp.iterdir()}}
+        write_file(tmp / "meta.json", json.dumps(meta, indent=1).encode())
+        final = root / name
+        if final.exists():  # re-saving the same step after a resume: set the old copy aside first
+            _discard(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     fsync_dir(root)
     write_atomic(root / "latest", name.encode())
     _prune(root, keep, protect=name)
     return final
 
 
+def _discard(folder: Path) -> None:
+    """Remove a folder by first renaming it to a hidden name, so no crash leaves it half-deleted
+    under a name that looks complete; ``remove_partial_writes`` finishes the job after a crash."""
+    gone = folder.with_name(f".{folder.name}.tmp-old-{os.getpid()}")
+    os.replace(folder, gone)
+    shutil.rmtree(gone, ignore_errors=True)
+
+
 def _prune(root: Path, keep: int, protect: str) -> None:
     done = sorted(p for p in root.glob("step-*") if p.is_dir() and ".tmp" not in p.name)
     for old in done[:-keep] if keep > 0 else []:
         if old.name != protect:
-            shutil.rmtree(old, ignore_errors=True)
+            try:
+                _discard(old)
+            except OSError:
+                pass  # pruning is housekeeping: the next checkpoint tries again
+
+
+def remove_partial_writes(run_dir: Path) -> None:
+    """Remove what writers killed mid-write left behind: hidden ``.NAME.tmp...`` files and folders
+    in the run, its checkpoints and its samples. Only the run's lock holder may call this."""
+    for folder in (run_dir, run_dir / "checkpoints", run_dir / "samples"):
+        for leftover in folder.glob(".*.tmp*") if folder.is_dir() else []:
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                try:
+                    leftover.unlink()
+                except OSError:
+                    pass
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:

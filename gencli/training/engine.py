@@ -4,7 +4,12 @@ train(config)
   1. resolve the model class, hyperparameters, device and data (or read them from the run to resume)
   2. build the model (seeded), and restore the last checkpoint when resuming
   3. loop: batch -> model.train_step -> log / sample / checkpoint at their intervals
-  4. on the end, Ctrl-C or a non-finite loss: write what is due (checkpoint, GIF, loss plot)
+  4. on the end, Ctrl-C or a non-finite loss: write what is due (checkpoint, GIF, loss plot); a
+     Ctrl-C then raises Interrupted, a disk that refuses a write ends in one UserError line
+
+A run holds a lock on its directory while it trains. Log lines come at the log interval, at
+checkpoints and at the end, however often the run was stopped and resumed: a Ctrl-C stop between
+checkpoints carries the losses not yet logged in its checkpoint.
 
 Losses stay on the device and are read only when a log line is due; a non-finite loss is
 caught at its exact step without a per-step sync, and never reaches a checkpoint.
@@ -12,6 +17,8 @@ caught at its exact step without a per-step sync, and never reaches a checkpoint
 
 from __future__ import annotations
 
+import contextlib
+import json
 import signal
 import time
 from dataclasses import dataclass, field
@@ -23,14 +30,16 @@ import torch
 import gencli
 from gencli.data.base import BatchStream, DataRequest, ImageData
 from gencli.data.resolve import check_kind, load_dataset
-from gencli.errors import UserError
+from gencli.errors import Interrupted, UserError
+from gencli.fileio import append_line, naming, write_failure
 from gencli.models import hparams
 from gencli.models.base import Model
 from gencli.training import checkpoint as ckpt
 from gencli.training import distributed as dist_util
-from gencli.runs import METRICS_FILE, append_row, new_run_dir, read_run_info, truncate_rows, write_run_info
+from gencli.runs import METRICS_FILE, new_run_dir, read_run_info, truncate_rows, write_run_info
 from gencli.training.intervals import EPOCH_SUFFIX, interval_steps
 from gencli.training import settings
+from gencli.training.lock import RunLock
 
 DEFAULT_DATA = {"images": "shapes", "labelled": "shapes", "paired": "shapes-paired", "unpaired": "shapes-unpaired"}
 PRECISIONS = settings.PRECISIONS
@@ -152,6 +161,21 @@ class LossTracker:
             if step >= 0 and (worst is None or step < worst[1]):
                 worst = (key, step)
         return worst
+
+    def window(self, info: dist_util.DistInfo) -> dict[str, Any]:
+        """The sums not yet logged, for a checkpoint: a run resumed from it logs the same means as
+        one never stopped. Data parallel: the mean of every process's sums (a collective)."""
+        if not self.count:
+            return {}
+        sums = dist_util.mean_across(self.sums) if info.enabled else self.sums
+        return {"sums": {k: v.detach().to("cpu") for k, v in sums.items()}, "count": self.count}
+
+    def restore(self, window: dict[str, Any], device: torch.device) -> None:
+        if not window:
+            return
+        self.sums = {k: v.to(device) for k, v in window["sums"].items()}
+        self.bad = {k: torch.full((), -1, dtype=torch.long, device=device) for k in self.sums}
+        self.count = int(window["count"])
 
     def flush(self, info: dist_util.DistInfo) -> tuple[dict[str, float], float]:
         """Return (mean losses since the last flush, images per second) and reset."""
@@ -454,7 +478,11 @@ def _preview_data(plan: Plan, model: Model) -> ImageData:
 
 
 def train(config: TrainConfig, display=None) -> Path:
-    """Train as configured; return the run directory."""
+    """Train as configured; return the run directory.
+
+    Raises ``Interrupted`` (a KeyboardInterrupt) after a Ctrl-C, once the run is checkpointed and
+    marked interrupted, and ``UserError`` for a write the disk refused (full, read-only, ...).
+    """
     check_settings(config)
     info_dist = dist_util.from_environment()
     device = resolve_device(config.device)
@@ -462,11 +490,31 @@ def train(config: TrainConfig, display=None) -> Path:
         device = torch.device("cuda", info_dist.local_rank)
         torch.cuda.set_device(device)
     dist_util.init(info_dist, device)
+    with contextlib.ExitStack() as held:
+        try:
+            return _train(config, display, info_dist, device, held)
+        except OSError as exc:
+            failure = write_failure(exc)
+            if failure is None:
+                raise
+            cause, remedy = failure
+            raise UserError(f"cannot write {exc.filename!r}: {cause}; {remedy}") from None
 
+
+def _lock_run(run_dir: Path, held: contextlib.ExitStack) -> None:
+    """Hold the run's lock until training ends, then clear what a killed writer left half-written."""
+    held.enter_context(RunLock(run_dir))
+    ckpt.remove_partial_writes(run_dir)
+
+
+def _train(config: TrainConfig, display, info_dist: dist_util.DistInfo, device: torch.device,
+           held: contextlib.ExitStack) -> Path:
     if config.tensorboard:
         from gencli.training.tensorboard import require_tensorboard
 
         require_tensorboard()  # fail before any data is loaded
+    if config.resume is not None and info_dist.is_main and Path(config.resume).is_dir():
+        _lock_run(Path(config.resume), held)  # before the checkpoint to resume is chosen: nobody prunes it now
     plan = _plan_resume(config) if config.resume else _plan_new(config)
     info, t = plan.info, plan.info["training"]
     precision = check_precision(t["precision"] if config.resume else config.precision or "fp32", device)
@@ -499,11 +547,15 @@ def train(config: TrainConfig, display=None) -> Path:
     # An epoch stays one pass over the data: a model that consumes k batches a step takes 1/k the steps.
     total = _total_steps(t, len(stream) / batches_per_step(model), plan.cls.defaults.steps)
     epoch, batch_index = 0, 0
+    window: dict[str, Any] = {}
     if plan.resume_from is not None:
         ckpt.load_weights(plan.resume_from, model)
         state = ckpt.load_training_state(plan.resume_from, model)
         epoch, batch_index = int(state["epoch"]), int(state["batch_in_epoch"])
-        if model.step >= total:
+        window = state.get("loop", {}).get("losses", {})
+        # a run stopped between its final checkpoint and its last files is finished, not refused
+        unfinished = model.step == total and info.get("status") != "finished"
+        if model.step >= total and not unfinished:
             raise UserError(
                 f"run {str(plan.run_dir)!r} already reached step {model.step} of {total}; "
                 f"pass --steps N with N > {model.step} to train further"
@@ -515,6 +567,7 @@ def train(config: TrainConfig, display=None) -> Path:
     if info_dist.is_main:
         if run_dir is None:
             run_dir = new_run_dir(info["model"], info["data"]["spec"], config.out)
+            _lock_run(run_dir, held)
         else:
             truncate_rows(run_dir / METRICS_FILE, model.step)
         info["status"] = "running"
@@ -527,6 +580,7 @@ def train(config: TrainConfig, display=None) -> Path:
 
     preview_inputs = model.preview_inputs(_preview_data(plan, model), t.get("sample_count", config.sample_count), t["seed"])
     loop = _Loop(model, stream, run_dir, info, total, info_dist, config, preview_inputs)
+    loop.tracker.restore(window, device)
     try:
         loop.run(epoch, batch_index, display)
     finally:
@@ -582,7 +636,8 @@ class _Loop:
         self.started = time.perf_counter()
         self.tensorboard = None
         self.interrupt: Interrupt | None = None
-        self.stop_agreed = False  # data parallel: every process saw a Ctrl-C by the last log step
+        self.stop_agreed = False  # data parallel: some process saw a Ctrl-C by the last agreement
+        self.saved_step = -1
         if config.tensorboard and dist_info.is_main:
             from gencli.training.tensorboard import TensorBoardLogger
 
@@ -590,9 +645,8 @@ class _Loop:
             self.tensorboard.log_run(info, model.step)
 
     # -- what happens at intervals
-    def log(self, display) -> None:
-        if self.tracker.count == 0:
-            return
+    def check_finite(self) -> None:
+        """Raise NonFiniteLoss for the first non-finite loss since the last log line, on any process."""
         bad = self.tracker.first_non_finite()
         if self.dist.enabled:
             # one all-reduce agrees on a non-finite loss anywhere and on a Ctrl-C seen anywhere
@@ -604,6 +658,11 @@ class _Loop:
                 bad = ("loss on another process", int(bad_step))
         if bad is not None:
             raise NonFiniteLoss(*bad)
+
+    def log(self, display) -> None:
+        if self.tracker.count == 0:
+            return
+        self.check_finite()
         losses, rate = self.tracker.flush(self.dist)
         self.last_losses = losses
         done = self.model.step - self.start_step
@@ -612,7 +671,7 @@ class _Loop:
         if self.dist.is_main:
             row = {"step": self.model.step, "epoch": self.epoch, **{k: round(v, 6) for k, v in losses.items()},
                    "images_per_s": round(rate, 1)}
-            append_row(self.run_dir / METRICS_FILE, row)
+            append_line(self.run_dir / METRICS_FILE, json.dumps(row))
             if self.tensorboard is not None:
                 self.tensorboard.log_losses(self.model.step, losses, rate)
             if display is not None:
@@ -629,17 +688,35 @@ class _Loop:
             model.eval()
             images, nrow = model.preview(self.preview_inputs)
             model.train()
-        path = save_grid(images.float(), self.run_dir / "samples" / f"step-{model.step:08d}.png", nrow)
+        path = self.run_dir / "samples" / f"step-{model.step:08d}.png"
+        with naming(path):
+            save_grid(images.float(), path, nrow)
         if self.tensorboard is not None:
             self.tensorboard.log_samples(model.step, images, nrow)
         if display is not None:
             display.note(f"samples: {path}")
 
-    def checkpoint(self, display) -> None:
-        self.log(display)  # a non-finite loss must never reach a checkpoint
+    def checkpoint(self, display, stopping: bool = False) -> None:
+        """Save the training state, ending a log window with a line as an unbroken run does there.
+
+        A Ctrl-C stop between checkpoint steps writes no line, which an unbroken run would not
+        have: the losses summed since the last line travel in the checkpoint instead, so the
+        resumed run writes the very lines of an unbroken one.
+        """
+        if self.saved_step == self.model.step:  # a Ctrl-C right after a checkpoint step
+            return
+        if stopping:
+            if self.tracker.count:
+                self.check_finite()  # a non-finite loss must never reach a checkpoint
+            window = self.tracker.window(self.dist)
+        else:
+            self.log(display)  # which raises first for a non-finite loss: it must never reach a checkpoint
+            window = {}
+        self.saved_step = self.model.step
         if not self.dist.is_main:
             return
-        path = ckpt.save_checkpoint(self.run_dir, self.model, self.epoch, self.next_batch, keep=self.keep)
+        path = ckpt.save_checkpoint(self.run_dir, self.model, self.epoch, self.next_batch, keep=self.keep,
+                                    loop_state={"losses": window})
         self.info["step"] = self.model.step
         write_run_info(self.run_dir, self.info)
         if display is not None:
@@ -656,9 +733,11 @@ class _Loop:
 
         frames = sorted((self.run_dir / "samples").glob("step-*.png"))
         frames = [f for f in frames if int(f.stem.split("-")[1]) <= self.model.step]
-        progress_gif(frames, self.run_dir / "progress.gif",
-                     steps_per_epoch=len(self.stream) / batches_per_step(self.model))
-        plot_losses(read_training_rows(self.run_dir / METRICS_FILE), self.run_dir / "losses.png", title=self.run_dir.name)
+        with naming(self.run_dir / "progress.gif"):
+            progress_gif(frames, self.run_dir / "progress.gif",
+                         steps_per_epoch=len(self.stream) / batches_per_step(self.model))
+        with naming(self.run_dir / "losses.png"):
+            plot_losses(read_training_rows(self.run_dir / METRICS_FILE), self.run_dir / "losses.png", title=self.run_dir.name)
 
     def set_status(self, status: str, **extra) -> None:
         if self.dist.is_main:
@@ -667,13 +746,35 @@ class _Loop:
 
     def stopping(self) -> bool:
         """Whether to stop for a Ctrl-C now. Processes of a data-parallel run stop together, at the
-        first log step after any of them saw it, so their collectives stay in step."""
+        first log or checkpoint step after any of them saw it, so their collectives stay in step."""
         if self.dist.enabled:
             return bool(self.stop_agreed)
         return self.interrupt is not None and self.interrupt.requested
 
     # -- the loop
     def run(self, epoch: int, batch_index: int, display) -> None:
+        try:
+            self._run(epoch, batch_index, display)
+        except OSError as exc:
+            failure = write_failure(exc)
+            if failure is None:
+                raise
+            self.stop_for_write_failure(exc.filename, *failure)
+
+    def stop_for_write_failure(self, path: str | None, cause: str, remedy: str) -> None:
+        """Mark the run failed where run.json can still be written, and say what to do in one line."""
+        try:
+            self.set_status("failed", failed_step=self.model.step, reason=f"cannot write {path}: {cause}")
+        except OSError:
+            pass  # the disk that refused one file may refuse this one too: the status stays "running"
+        last = ckpt.latest_checkpoint(self.run_dir) if self.dist.is_main else None
+        if last is None:
+            way_out = f"{remedy} and train again: no checkpoint was written"
+        else:
+            way_out = f"{remedy}, then continue from {last.name} with: gencli train --resume {self.run_dir}"
+        raise UserError(f"cannot write {path!r}: {cause}; training stopped at step {self.model.step}; {way_out}")
+
+    def _run(self, epoch: int, batch_index: int, display) -> None:
         from gencli.ui.live import TrainDisplay
 
         model = self.model
@@ -685,6 +786,7 @@ class _Loop:
         # The batches of the step being gathered; a step may span the end of an epoch. Checkpoints
         # fall between steps only, so (epoch, next batch) always points just past a whole step.
         group: list = []
+        interrupted = False
         with display, Interrupt() as interrupt:
             self.interrupt = interrupt
             try:
@@ -721,13 +823,32 @@ class _Loop:
                 where = f"the last good checkpoint is {last}" if last else "no checkpoint was written"
                 raise UserError(f"loss {name!r} became non-finite at step {step}; training stopped, {where}") from None
             if self.stopping() and model.step < self.total:
-                self.checkpoint(display)
+                self.checkpoint(display, stopping=True)
                 self.finish_media()
                 self.set_status("interrupted")
                 if display is not None:
                     display.note(f"interrupted at step {model.step}; continue with: gencli train --resume {self.run_dir}")
-                return
+                interrupted = True
+        if interrupted:  # raised once the display is closed, so the message is the last line
+            raise Interrupted(f"interrupted at step {model.step}; continue with: gencli train --resume {self.run_dir}")
         self.finish_media()
-        self.set_status("finished", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), final_losses=self.last_losses)
+        final_losses = self.last_losses or _logged_losses(self.run_dir / METRICS_FILE, model.step)
+        self.set_status("finished", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), final_losses=final_losses)
         if self.tensorboard is not None:
             self.tensorboard.close()
+
+
+def _logged_losses(path: Path, step: int) -> dict[str, float]:
+    """The losses logged at ``step`` (for a run finished on resume, which trained no step itself)."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return {}
+    for line in reversed(lines):
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if row.get("step") == step and "eval" not in row:
+            return {k: v for k, v in row.items() if k not in ("step", "epoch", "images_per_s")}
+    return {}

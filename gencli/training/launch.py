@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
                 name = f"signal {-code}"
             print(f"gencli: process {rank} was killed by {name}", file=sys.stderr)
             return 128 - code
-        if code != 2:  # exit code 2 is a user error, already explained in one line by the worker
+        if code not in (2, 130):  # a user error or a Ctrl-C, already explained in one line by the worker
             print(f"gencli: process {rank} failed with exit code {code}", file=sys.stderr)
         return code or 1
     return 0
