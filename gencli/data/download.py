@@ -340,16 +340,6 @@ def _open_archive(archive: Path):
     return tf, _tar_members, lambda a, m: a.extractfile(m.handle)
 
 
-def check_archive(archive: str | Path) -> int:
-    """Return the number of members of ``archive`` after checking that all are safe to extract."""
-    archive = Path(archive)
-    handle, members_of, _ = _open_archive(archive)
-    with handle:
-        members = members_of(archive, handle)
-        _check_members(archive, members)
-        return len(members)
-
-
 def extract(archive: str | Path, target: str | Path, locate: Callable[[Path], Path] | None = None,
             console=None) -> Path:
     """Return ``target`` holding the contents of ``archive``, extracted safely and atomically.

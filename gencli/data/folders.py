@@ -190,17 +190,6 @@ def decode_pair(path: Path, size: int, channels: int) -> tuple[np.ndarray, np.nd
     return _read(path, work)
 
 
-def decode_images(paths: list[Path], size: int, channels: int, skip_corrupt: bool = False,
-                  report: ScanReport | None = None) -> tuple[torch.Tensor, list[int]]:
-    """Decode ``paths``; return (uint8 [N, C, size, size], indices of the paths kept)."""
-    rows: list[np.ndarray] = []
-    kept = _decode_into(paths, lambda p: (decode_array(p, size, channels),), lambda i, a: rows.append(a),
-                        skip_corrupt, report or ScanReport())
-    if not rows:
-        return torch.empty(0, channels, size, size, dtype=torch.uint8), kept
-    return torch.from_numpy(np.concatenate(rows)), kept
-
-
 def _workers() -> int:
     """Decoding threads: the cores this process may run on (a container's or taskset's limit), at most 8."""
     try:
