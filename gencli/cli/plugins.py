@@ -34,7 +34,7 @@ def plugins(
     """List installed plugins, their versions and what each contributes; broken ones with their error."""
     if ctx.invoked_subcommand is not None:
         return
-    from gencli.cli import plugin_commands
+    from gencli.cli.plugin_commands import plugin_commands
     from gencli.plugins import registry
 
     reg = registry()
