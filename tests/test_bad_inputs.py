@@ -47,6 +47,24 @@ def _linked_checkpoint(tmp: Path) -> None:
     own.symlink_to(tmp / "other" / "checkpoints" / "step-00000002", target_is_directory=True)
 
 
+def _run_json_without(key: str):
+    def setup(tmp: Path) -> None:
+        import json
+
+        info = json.loads((tmp / "run" / "run.json").read_text())
+        del info[key]
+        (tmp / "run" / "run.json").write_text(json.dumps(info))
+    return setup
+
+
+def _run_json_from_the_future(tmp: Path) -> None:
+    import json
+
+    info = json.loads((tmp / "run" / "run.json").read_text())
+    info["schema"] = 99
+    (tmp / "run" / "run.json").write_text(json.dumps(info))
+
+
 class _WritesMarker:
     def __init__(self, path: str) -> None:
         self.path = path
@@ -107,6 +125,14 @@ CASES = [
     Case("sample-huge-n", ["sample", "{run}", "--n", "100000000"], "--n 100000000 is more than gencli writes", {}),
     Case("resume-from", ["train", "--resume", "{run}", "--from", "{other}", "--steps", "4"],
          "--from cannot change on --resume", {}),
+    # run descriptions that are damaged or newer than this gencli
+    Case("run-json-without-data", ["sample", "{run}", "--n", "2"], "is damaged: it has no 'data'", {},
+         _run_json_without("data")),
+    Case("run-json-without-model", ["eval", "{run}", "--metrics", "mse"], "is damaged: it has no 'model'", {},
+         _run_json_without("model")),
+    Case("resume-run-json-without-training", ["train", "--resume", "{run}", "--steps", "4"],
+         "is damaged: it has no 'training'", {}, _run_json_without("training")),
+    Case("run-json-from-a-newer-gencli", ["sample", "{run}", "--n", "2"], "upgrade gencli", {}, _run_json_from_the_future),
     # output paths: never a traceback, never anything overwritten
     Case("sample-out-existing-file", ["sample", "{run}", "--n", "2", "--out", "{tmp}/taken.png"], "already exists",
          {"taken.png": b"mine"}),
@@ -194,3 +220,18 @@ def test_a_mistake_is_one_line_exit_2_and_changes_nothing(case, tiny_runs, tmp_p
     assert case.message in lines[0], lines[0]
     assert "Traceback" not in result.stderr + result.stdout
     assert snapshot(tmp_path) == before, "the failed command changed files on disk"
+
+
+def test_one_damaged_run_does_not_hide_the_others_from_a_model_name(tiny_runs, tmp_path, cli, monkeypatch):
+    runs = tmp_path / "runs"
+    shutil.copytree(tiny_runs[0], runs / "good", symlinks=True)
+    (runs / "broken").mkdir()
+    (runs / "broken" / "run.json").write_text("{not json")
+    (runs / "partial").mkdir()
+    (runs / "partial" / "run.json").write_text('{"model": "vae"}')
+    monkeypatch.setenv("GENCLI_RUNS_DIR", str(runs))
+    result = cli("sample", "vae", "--n", "2", "--out", tmp_path / "by-name.png")
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "by-name.png").is_file()
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: skipping")]
+    assert len(warnings) == 2 and any("broken" in w for w in warnings) and any("partial" in w for w in warnings)
