@@ -119,7 +119,12 @@ def model_class(model: str | type) -> type:
     from gencli.models.base import Model
     from gencli.plugins import registry
 
-    cls = registry().model(model).load() if isinstance(model, str) else model
+    if isinstance(model, str):
+        cls = registry().model(model).load()
+        if isinstance(cls, type) and issubclass(cls, Model):
+            cls = registry().model_class(model)  # with the summary and data kind its spec gives
+    else:
+        cls = model
     if not (isinstance(cls, type) and issubclass(cls, Model)):
         fail(str(model), f"the registered target is {cls!r}, not a subclass of gencli.models.base.Model")
     return cls

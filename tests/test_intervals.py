@@ -43,5 +43,5 @@ def test_an_epochs_run_samples_once_an_epoch_by_default_and_intervals_in_epochs_
     assert json.loads((run / "run.json").read_text())["training"]["sample_every"] == "1ep"
     run = train(_config(tmp_path, steps=12, sample_every="1ep", checkpoint_every="1ep", out=tmp_path / "steps"))
     assert [p.name for p in sorted((run / "checkpoints").glob("step-*"))] == ["step-00000010", "step-00000012"]
-    with pytest.raises(UserError, match="sample_every must be a number of steps"):
+    with pytest.raises(UserError, match="sample-every must be a number of steps"):
         train(_config(tmp_path, steps=2, sample_every="often", out=tmp_path / "bad"))

@@ -148,7 +148,9 @@ def test_a_plugin_figure_is_drawn_named_and_saved_by_the_core(knobby):
     site, run, work = knobby
     r = gencli(site, "sample", str(run), "--figure", "stripes", "--set", "stripes=3", "--out", "stripes.png", cwd=work)
     assert r.returncode == 0, r.stderr
-    assert iio.imread(work / "stripes.png").shape[1] == 2 + 3 * (8 + 2)  # three images in one row
+    height, width = iio.imread(work / "stripes.png").shape[:2]
+    factor = width // (2 + 3 * (8 + 2))  # three images in one row, enlarged by a whole factor to be read
+    assert factor >= 1 and (height, width) == (factor * (2 + 8 + 2), factor * (2 + 3 * (8 + 2)))
     default = gencli(site, "sample", str(run), "--figure", "stripes", cwd=work)
     assert default.returncode == 0 and Path(default.stdout.strip()).name.startswith("stripes-")
     assert Path(default.stdout.strip()).parent == run / "generated"

@@ -3,7 +3,7 @@
 An autoencoder is judged on its reconstructions of held-out images; a translation model on
 paired data on its translations against the aligned targets, per direction (``ssim/a2b``).
 All are computed per image on the [0, 1] scale and averaged over images.
-- L1: mean absolute pixel error (the pix2pix training loss, on this scale).
+- L1: mean absolute pixel error (the paired translation training loss, on this scale).
 - MSE: mean squared pixel error.
 - PSNR: 10 log10(1 / MSE) in dB, the per-image MSE floored at 1e-10 so a perfect reconstruction
   reads 100 dB instead of infinity.

@@ -17,7 +17,7 @@ process or many:
   run draws exactly the noise a single process would for the same global batch;
 - return a dict of scalar tensors, detached; the engine reads them only when it logs.
 
-A model whose update consumes several real batches (a WGAN critic that sees a fresh batch for
+A model whose update consumes several real batches (a Wasserstein critic that sees a fresh batch for
 each of its ``n_critic`` updates, as in Algorithm 1 of Arjovsky et al.) says so with
 ``batches_per_step`` = k: the engine then hands ``train_step`` a list of k consecutive batches
 of the data stream instead of one batch. An epoch stays one pass over the data (it takes 1/k as

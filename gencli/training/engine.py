@@ -490,15 +490,20 @@ def train(config: TrainConfig, display=None) -> Path:
         device = torch.device("cuda", info_dist.local_rank)
         torch.cuda.set_device(device)
     dist_util.init(info_dist, device)
-    with contextlib.ExitStack() as held:
-        try:
-            return _train(config, display, info_dist, device, held)
-        except OSError as exc:
-            failure = write_failure(exc)
-            if failure is None:
-                raise
-            cause, remedy = failure
-            raise UserError(f"cannot write {exc.filename!r}: {cause}; {remedy}") from None
+    try:
+        with contextlib.ExitStack() as held:
+            try:
+                return _train(config, display, info_dist, device, held)
+            except OSError as exc:
+                failure = write_failure(exc)
+                if failure is None:
+                    raise
+                cause, remedy = failure
+                raise UserError(f"cannot write {exc.filename!r}: {cause}; {remedy}") from None
+    finally:
+        # whatever ended training (a user error before the loop included), the process group's
+        # threads must be joined while Python is alive, or a worker aborts at exit
+        dist_util.shutdown()
 
 
 def _lock_run(run_dir: Path, held: contextlib.ExitStack) -> None:

@@ -22,7 +22,7 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 # torch's generators take seeds up to 2**64 - 1; gencli derives other seeds from the run's by
 # arithmetic kept below 2**63, so a run's seed is a signed 64-bit number that is not negative.
 MAX_SEED = 2**63 - 1
-# Far above what any model here trains at (StyleGAN's largest is 1024); a larger side is almost
+# Far above what any model here trains at (the largest, a style-based generator's, is 1024); a larger side is almost
 # always a typo, and would ask for gigabytes per image before anything could say so.
 MAX_IMAGE_SIZE = 4096
 DEVICE_NAME = re.compile(r"auto|cpu|mps|cuda(:\d+)?")

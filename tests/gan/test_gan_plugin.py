@@ -10,7 +10,7 @@ def test_plugin_module_registers_light_specs_without_torch():
     code = ("import sys, gencli_gan.plugin as p; specs = p.gencli_register_models(); "
             "print(p.GENCLI_API, sorted(s.name for s in specs), 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert out[0] == "1" and out[-1] == "False"
+    assert out[0] == "2" and out[-1] == "False"
 
 
 def test_every_spec_loads_its_model_class_with_matching_description():

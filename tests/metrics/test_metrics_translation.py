@@ -66,10 +66,15 @@ def _identity_eval(monkeypatch, tmp_path, kind, metrics, features=None):
     images = torch.randint(0, 256, (24, 3, 16, 16), dtype=torch.uint8)
     other = images.clone() if kind == "paired" else torch.randint(0, 256, (20, 3, 16, 16), dtype=torch.uint8)
     model = type("Translator", (Identity,), {"data": kind})(Hyperparameters(), (3, 16, 16))
-    model.run_info = {"data": {"spec": "same-twice"}}
-    monkeypatch.setattr(gencli, "load_run", lambda path, device="cpu": model)
-    monkeypatch.setattr(resolve, "load_dataset", lambda spec, request: ImageData(spec, kind, images, targets=other))
+    from gencli.runs import Run, write_run_info
+
     (tmp_path / "run").mkdir(exist_ok=True)
+    write_run_info(tmp_path / "run", {
+        "gencli_version": gencli.__version__, "model": Identity.name, "hyperparameters": {},
+        "data": {"spec": "same-twice", "kind": kind, "image_shape": [3, 16, 16]}, "training": {"seed": 0},
+    })
+    monkeypatch.setattr(Run, "load_model", lambda self, device="cpu": model)
+    monkeypatch.setattr(resolve, "load_dataset", lambda spec, request: ImageData(spec, kind, images, targets=other))
     return evaluate(tmp_path / "run", metrics, n=24, features=features, progress=False)
 
 
