@@ -27,9 +27,8 @@ import sys
 import time
 from pathlib import Path
 
-from results import publish  # benchmarks/results.py, beside this script
-
 import torch
+from results import publish  # benchmarks/results.py, beside this script
 from torch import nn
 
 HEADING = "## Diffusion sampling"
@@ -141,7 +140,7 @@ def run(size: int, train_steps: int, batch_size: int, lr: float, n: int, ddim_st
     rows = []
     with torch.no_grad():
         for steps in ddim_steps:
-            images, wall, cpu = timed(lambda: ddim_sample(predict, schedule, x_T, steps, 0.0, None, clip))
+            images, wall, cpu = timed(lambda steps=steps: ddim_sample(predict, schedule, x_T, steps, 0.0, None, clip))
             rows.append({"sampler": f"DDIM, eta 0, {steps} steps", "steps": steps, "wall": wall, "cpu": cpu,
                          **dict(zip(("fid", "agree"), score(images, labels, f"ddim-{steps}")))})
         g = torch.Generator().manual_seed(seed + 8)

@@ -25,9 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from results import publish  # benchmarks/results.py, beside this script
-
 import numpy as np
+from results import publish  # benchmarks/results.py, beside this script
 
 
 def make_jpegs(root: Path, count: int, seed: int = 0) -> int:

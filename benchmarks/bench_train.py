@@ -22,13 +22,13 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
+from results import machine, machine_line, publish  # benchmarks/results.py, beside this script
 
 from gencli.data.base import BatchStream, DataRequest, to_float
 from gencli.data.resolve import load_dataset
 from gencli.models import hparams
 from gencli.plugins import registry
 from gencli.training.engine import DEFAULT_DATA, compile_networks
-from results import machine, machine_line, publish  # benchmarks/results.py, beside this script
 
 # name, model, image size, channels, batch size, hyperparameter overrides
 REFERENCE = [

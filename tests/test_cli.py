@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-
 from cli_helpers import TINY_VAE, run_cli
 
 

@@ -122,8 +122,9 @@ def test_help_keeps_square_brackets_and_ends_with_examples():
     r = subprocess.run([sys.executable, "-m", "gencli", "train", "--help"], capture_output=True, text=True, timeout=120,
                        env={**__import__("os").environ, "COLUMNS": "200"})
     assert "[hyperparameters]" in r.stdout  # not eaten as Rich markup
-    from gencli.cli import app
     import typer.main
+
+    from gencli.cli import app
 
     root = typer.main.get_command(app)
     for name, command in root.commands.items():

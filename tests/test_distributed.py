@@ -50,11 +50,10 @@ def test_two_gloo_processes_match_one_process(tmp_path):
 
 
 def test_batch_size_must_split_across_processes(tmp_path):
-    from gencli.data.base import BatchStream, DataRequest
-    from gencli.data.synthetic import build_shapes
-
     import pytest
 
+    from gencli.data.base import BatchStream, DataRequest
+    from gencli.data.synthetic import build_shapes
     from gencli.errors import UserError
 
     with pytest.raises(UserError, match="divisible by the 2 processes"):

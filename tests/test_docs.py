@@ -41,3 +41,16 @@ def test_figures_are_made_by_the_script():
     for figure in (DOCS / "figures").iterdir():
         stem = figure.name
         assert stem in script or stem.rsplit(".", 1)[0] in script, f"{figure.name} is not made by scripts/make_figures.sh"
+
+
+def test_the_code_is_clean_by_the_projects_ruff_configuration():
+    import shutil
+    import subprocess
+    import sys
+
+    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
+    if not Path(ruff).exists():
+        pytest.skip("ruff is not installed (pip install -e '.[test]' brings it)")
+    result = subprocess.run([ruff, "check", "gencli", "plugins", "tests", "scripts", "benchmarks", "examples"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:]

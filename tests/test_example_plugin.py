@@ -14,10 +14,11 @@ import json
 import os
 import subprocess
 import sys
-from gencli.models.hparams import tomllib
 from pathlib import Path
 
 import pytest
+
+from gencli.models.hparams import tomllib
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "gencli-plugin-autoencoder"
 PYPROJECT = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["project"]

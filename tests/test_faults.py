@@ -288,7 +288,7 @@ class Driver:
             argv, kills, in_write, leftovers = [*TRAIN, "--out", run], [], False, False
             while True:
                 target = rng.randint(1, self.events) if len(kills) < 3 else None
-                code, err = _run(argv, self.log(), lambda: _count_events(target))
+                code, err = _run(argv, self.log(), lambda target=target: _count_events(target))
                 if code != -9:
                     break
                 kills.append(target)

@@ -99,8 +99,8 @@ def test_the_forward_noise_figure_defaults_to_a_few_rows_headed_by_t(tmp_path):
     from diffusion_helpers import make_model
 
     from gencli.data.base import DataRequest
-    from gencli.media.images import save_labelled_grid
     from gencli.data.synthetic import build_shapes
+    from gencli.media.images import save_labelled_grid
     from gencli_diffusion.ddpm import FORWARD_NOISE_ROWS
 
     model = make_model(None, timesteps=20)

@@ -14,9 +14,9 @@ import torch
 from safetensors.torch import load_file
 
 from gencli.errors import UserError
+from gencli.runs import load_trained
 from gencli.training import checkpoint as ckpt
 from gencli.training.engine import TrainConfig, train
-from gencli.runs import load_trained
 
 TINY = dict(image_size=16, batch_size=16, overrides={"widths": "8,16"}, quiet=True)
 

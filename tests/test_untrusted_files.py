@@ -122,9 +122,9 @@ def runs(two_runs, tmp_path) -> tuple[Path, Path]:
 
 
 def _refuses_everywhere(run: Path, *expected: str) -> None:
+    from gencli.runs import load_trained
     from gencli.training import checkpoint as ckpt
     from gencli.training.engine import TrainConfig, train
-    from gencli.runs import load_trained
 
     for attempt in (lambda: ckpt.latest_checkpoint(run), lambda: load_trained(str(run)),
                     lambda: train(TrainConfig(model="", resume=run, steps=4, quiet=True))):

@@ -7,8 +7,8 @@ from torch import nn
 from gencli.data.base import BatchStream, DataRequest, to_float
 from gencli.data.resolve import load_dataset
 from gencli.errors import UserError
-from gencli.training.engine import TrainConfig, train
 from gencli.runs import load_trained
+from gencli.training.engine import TrainConfig, train
 from gencli_vae.vae import VAE, VAEHyperparameters
 
 

@@ -13,7 +13,6 @@ import os
 import sys
 from typing import Annotated, Optional
 
-
 import typer
 
 from gencli import __version__

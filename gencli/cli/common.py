@@ -203,7 +203,7 @@ def conditional_models() -> list[str]:
     from gencli.plugins import registry
 
     able = []
-    for name, spec in registry().models.items():
+    for name in registry().models:
         if ":" in name:
             continue
         try:

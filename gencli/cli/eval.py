@@ -8,8 +8,18 @@ from typing import Annotated, Optional
 
 import typer
 
-from gencli.cli.common import DeviceOpt, LabelOpt, SeedOpt, SetOpt, check_count, complete_runs, examples, handle_errors, \
-    model_options, one_label
+from gencli.cli.common import (
+    DeviceOpt,
+    LabelOpt,
+    SeedOpt,
+    SetOpt,
+    check_count,
+    complete_runs,
+    examples,
+    handle_errors,
+    model_options,
+    one_label,
+)
 from gencli.errors import UserError
 
 EPILOG = examples(

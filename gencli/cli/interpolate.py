@@ -7,8 +7,18 @@ from typing import Annotated, Optional
 
 import typer
 
-from gencli.cli.common import (DeviceOpt, LabelOpt, RunArg, SetOpt, examples, handle_errors, model_options, one_label,
-                               open_run, output_file)
+from gencli.cli.common import (
+    DeviceOpt,
+    LabelOpt,
+    RunArg,
+    SetOpt,
+    examples,
+    handle_errors,
+    model_options,
+    one_label,
+    open_run,
+    output_file,
+)
 from gencli.errors import UserError
 
 EPILOG = examples(

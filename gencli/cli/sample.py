@@ -7,8 +7,21 @@ from typing import Annotated, Optional
 
 import typer
 
-from gencli.cli.common import (DeviceOpt, LabelOpt, RunArg, SeedOpt, SetOpt, check_count, examples, handle_errors,
-                               model_options, open_run, output_file, output_folder, parse_labels)
+from gencli.cli.common import (
+    DeviceOpt,
+    LabelOpt,
+    RunArg,
+    SeedOpt,
+    SetOpt,
+    check_count,
+    examples,
+    handle_errors,
+    model_options,
+    open_run,
+    output_file,
+    output_folder,
+    parse_labels,
+)
 from gencli.errors import UserError
 
 

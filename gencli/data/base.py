@@ -288,7 +288,7 @@ class BatchStream:
 
 
 def _crop_flip(x: torch.Tensor, top, left, flip, size: int) -> torch.Tensor:
-    out = torch.stack([x[i, :, t : t + size, l : l + size] for i, (t, l) in enumerate(zip(top.tolist(), left.tolist()))])
+    out = torch.stack([x[i, :, t : t + size, l : l + size] for i, (t, l) in enumerate(zip(top.tolist(), left.tolist()))])  # noqa: E741 - top, left
     if flip.any():
         out[flip.to(out.device)] = out[flip.to(out.device)].flip(-1)
     return out

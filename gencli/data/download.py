@@ -151,8 +151,15 @@ def _offline_error(url: str, dest: Path, reason: object) -> UserError:
 
 def _download(url: str, part: Path, dest: Path, console=None) -> None:
     """Download ``url`` into ``part``, resuming from what ``part`` already holds."""
-    from rich.progress import (BarColumn, DownloadColumn, Progress, TaskProgressColumn, TextColumn,
-                               TimeRemainingColumn, TransferSpeedColumn)
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
 
     from gencli import __version__
 
@@ -263,7 +270,7 @@ def _check_members(archive: Path, members: list[_Member], free_bytes: int | None
         if m.parts in kinds and not (m.is_dir and kinds[m.parts]):
             raise UserError(f"{refuse}: member {name!r} appears twice; nothing was written")
         kinds[m.parts] = m.is_dir
-    for path, is_dir in kinds.items():
+    for path in kinds:
         for depth in range(1, len(path)):
             if kinds.get(path[:depth]) is False:
                 raise UserError(f"{refuse}: {'/'.join(path[:depth])!r} is a file, yet member {'/'.join(path)!r} "

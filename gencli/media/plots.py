@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 
-
 def _pyplot():
     import matplotlib
 

@@ -34,11 +34,11 @@ from gencli.errors import Interrupted, UserError
 from gencli.fileio import append_line, naming, write_failure
 from gencli.models import hparams
 from gencli.models.base import Model
+from gencli.runs import METRICS_FILE, new_run_dir, read_run_info, truncate_rows, write_run_info
 from gencli.training import checkpoint as ckpt
 from gencli.training import distributed as dist_util
-from gencli.runs import METRICS_FILE, new_run_dir, read_run_info, truncate_rows, write_run_info
-from gencli.training.intervals import EPOCH_SUFFIX, interval_steps
 from gencli.training import settings
+from gencli.training.intervals import EPOCH_SUFFIX, interval_steps
 from gencli.training.lock import RunLock
 
 DEFAULT_DATA = {"images": "shapes", "labelled": "shapes", "paired": "shapes-paired", "unpaired": "shapes-unpaired"}

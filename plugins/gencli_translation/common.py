@@ -9,8 +9,8 @@ import torch
 from gencli.data.base import resize_square, to_float
 from gencli.errors import UserError
 from gencli.models.base import Model
-from gencli_translation.networks import PatchDiscriminator
 from gencli.nn.gan import discriminator_loss, generator_loss
+from gencli_translation.networks import PatchDiscriminator
 
 GanMode = Literal["lsgan", "ns"]
 DIRECTIONS = ("a2b", "b2a")

@@ -23,8 +23,6 @@ from gencli.data.base import Batch, ImageData
 from gencli.errors import UserError
 from gencli.models.base import Hyperparameters, TrainDefaults
 from gencli.models.hparams import require
-from gencli_translation.networks import ImagePool, NormKind, PatchDiscriminator, ResnetGenerator, init_weights
-
 from gencli_translation.common import (
     PREVIEW_EXAMPLES,
     GanMode,
@@ -34,6 +32,7 @@ from gencli_translation.common import (
     default_width,
     triptychs,
 )
+from gencli_translation.networks import ImagePool, NormKind, PatchDiscriminator, ResnetGenerator, init_weights
 
 
 @dataclasses.dataclass

@@ -25,8 +25,6 @@ from gencli.data.base import Batch, ImageData
 from gencli.errors import UserError
 from gencli.models.base import Hyperparameters, TrainDefaults
 from gencli.models.hparams import require
-from gencli_translation.networks import NormKind, PatchDiscriminator, UnetGenerator, init_weights, unet_depth
-
 from gencli_translation.common import (
     PREVIEW_EXAMPLES,
     GanMode,
@@ -36,6 +34,7 @@ from gencli_translation.common import (
     default_width,
     triptychs,
 )
+from gencli_translation.networks import NormKind, PatchDiscriminator, UnetGenerator, init_weights, unet_depth
 
 
 @dataclasses.dataclass

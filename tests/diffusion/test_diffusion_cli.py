@@ -4,13 +4,12 @@ import json
 
 import pytest
 import torch
+from diffusion_helpers import TINY
 from PIL import Image
 from safetensors.torch import load_file
 
 import gencli
 from gencli.training.engine import TrainConfig, train
-
-from diffusion_helpers import TINY
 
 TINY_SET = {**TINY, "timesteps": 20, "sampling_steps": 5}
 

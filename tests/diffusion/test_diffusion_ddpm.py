@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from diffusion_helpers import make_model, randomise
 
 from gencli.data.base import BatchStream, ImageData, to_float
 from gencli.data.synthetic import CLASSES
@@ -9,8 +10,6 @@ from gencli.errors import UserError
 from gencli.models import hparams
 from gencli_diffusion.ddpm import DDPMHyperparameters
 from gencli_diffusion.unet import UNet
-
-from diffusion_helpers import make_model, randomise
 
 
 # ---------------------------------------------------------------------------- the network

@@ -7,10 +7,10 @@ import warnings
 
 import pytest
 import torch
+from gan_helpers import TINY
 from PIL import Image
 from safetensors.torch import load_file
 
-from gan_helpers import TINY
 from gencli.training.engine import TrainConfig
 
 SIZE = 16

@@ -6,14 +6,14 @@ import math
 
 import pytest
 import torch
-
 from gan_helpers import TINY, model_class, pixel_distance, samples, shapes, tiny_model, train_steps
+
 from gencli.data.base import BatchStream, ImageData, to_float
 from gencli.errors import UserError
 from gencli.models import hparams
 from gencli_gan.base import supported_sizes
 from gencli_gan.dcgan import DCGANDiscriminator, DCGANGenerator
-from gencli_gan.ssgan import RotationDiscriminator, ResNetGenerator, rotate_batch
+from gencli_gan.ssgan import ResNetGenerator, RotationDiscriminator, rotate_batch
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from metrics_helpers import ConvFeatures, save_torchscript
 
 from gencli.data.base import DataRequest
 from gencli.data.synthetic import build_shapes
-from metrics_helpers import ConvFeatures, save_torchscript
 
 
 @pytest.fixture(scope="session")

@@ -7,12 +7,12 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from metrics_helpers import ConvFeatures, save_torchscript
 from torch import nn
 
 from gencli.errors import UserError
 from gencli.metrics import inception
 from gencli.training.engine import TrainConfig, train
-from metrics_helpers import ConvFeatures, save_torchscript
 
 
 def _train(root, model):

@@ -11,7 +11,7 @@ from gencli.media.images import save_images
 from gencli.metrics import inception
 from gencli.metrics.context import EvalContext
 from gencli.metrics.fid import FID
-from gencli.metrics.inception import WEIGHTS_FILE, WEIGHTS_URL, find_weights, fid_inception_architecture, load_fid_inception
+from gencli.metrics.inception import WEIGHTS_FILE, WEIGHTS_URL, fid_inception_architecture, find_weights, load_fid_inception
 
 
 class Replay:

@@ -9,7 +9,6 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
-
 from stylegan_helpers import tiny_values
 
 SIZE = 16

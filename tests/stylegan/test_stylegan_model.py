@@ -5,14 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from stylegan_helpers import set_noise_strength, shapes_data, tiny_model, tiny_values
 
 from gencli.data.base import BatchStream, to_float
 from gencli.errors import UserError
 from gencli.models import hparams
 from gencli_stylegan import stylegan
 from gencli_stylegan.stylegan import StyleGAN, SynthesisBlock
-
-from stylegan_helpers import set_noise_strength, shapes_data, tiny_model, tiny_values
 
 
 def seeded(seed: int) -> torch.Generator:

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from stylegan_helpers import tiny_model
 
 from gencli_stylegan.stylegan import (
     AUTO_CHANNELS_PER_PIXEL,
@@ -18,8 +19,6 @@ from gencli_stylegan.stylegan import (
     path_lengths,
     r1_penalty,
 )
-
-from stylegan_helpers import tiny_model
 
 
 @pytest.mark.parametrize("size", [8, 16, 32, 64, 128, 256])

@@ -13,10 +13,10 @@ from gencli.data.base import BatchStream, DataRequest, ImageData, to_float
 from gencli.data.synthetic import build_shapes_paired, build_shapes_unpaired
 from gencli.errors import UserError
 from gencli.models import hparams
-from gencli_translation.networks import ResnetBlock
 from gencli.training import checkpoint as ckpt
 from gencli.training.engine import TrainConfig, train
 from gencli_translation.cyclegan import CycleGAN, CycleGANHyperparameters, linear_decay
+from gencli_translation.networks import ResnetBlock
 
 TINY = {"ngf": 4, "blocks": 1}
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from gencli.errors import UserError
-from gencli.training.engine import TrainConfig, train
 from gencli.runs import load_trained
+from gencli.training.engine import TrainConfig, train
 from gencli_vae.vqvae import GatedPixelCNN
 
 VQ = {"hidden": "16", "res_hidden": "8", "res_blocks": "1", "codebook_size": "16", "code_dim": "8", "lr": "5e-3",
