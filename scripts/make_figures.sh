@@ -100,8 +100,8 @@ for family in "${families[@]}"; do
 done
 
 # Grids and GIFs narrower than 256 px are enlarged twice (loss plots, and figures gencli already
-# drew at a readable size, are left as they are); a GIF over the size budget then loses every
-# other frame, keeping the last, until it fits.
+# drew at a readable size, are left as they are); a GIF over the size budget is drawn with fewer
+# colours (down to 16), then loses every other frame, keeping the last, until it fits.
 python - "$RAW" "$FIGURES" <<'PYTHON'
 import sys
 from pathlib import Path
@@ -135,9 +135,17 @@ for source in sorted(raw.iterdir()):
     elif source.suffix == ".gif":
         frames = enlarge(iio.imread(source, index=None), frames=True)
         iio.imwrite(target, list(frames), extension=".gif", duration=400, loop=0)
+        colours = 64
+        while target.stat().st_size > LIMIT and colours > 16:  # fewer colours first: every frame stays
+            colours //= 2
+            pictures = [Image.fromarray(f).convert("RGB").quantize(colours) for f in frames]
+            pictures[0].save(target, format="GIF", save_all=True, append_images=pictures[1:], duration=400, loop=0,
+                             optimize=True)
         while target.stat().st_size > LIMIT and len(frames) > 2:
             frames = np.concatenate([frames[:-1:2], frames[-1:]])
-            iio.imwrite(target, list(frames), extension=".gif", duration=400, loop=0)
+            pictures = [Image.fromarray(f).convert("RGB").quantize(colours) for f in frames]
+            pictures[0].save(target, format="GIF", save_all=True, append_images=pictures[1:], duration=400, loop=0,
+                             optimize=True)
     size = target.stat().st_size
     print(f"{target}  {size / 1000:.0f} KB" + ("  (over 100 KB)" if size > LIMIT else ""))
 PYTHON

@@ -86,8 +86,13 @@ def test_json_listings_parse_for_scripts(cli, command):
 def test_shell_completion_and_version():
     from gencli import __version__
 
+    import os
+
+    # typer detects the shell from the parent processes, which a detached test run may not have;
+    # its documented switch for tests makes --show-completion take the shell by name instead
+    env = {**os.environ, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
     run = lambda *args: subprocess.run([sys.executable, "-m", "gencli", *args], capture_output=True, text=True,  # noqa: E731
-                                       timeout=120)
+                                       timeout=120, env=env)
     completion = run("--show-completion", "bash")
     assert completion.returncode == 0 and "complete -o default -F _gencli_completion gencli" in completion.stdout
     assert run("--version").stdout.strip() == f"gencli {__version__}"
