@@ -49,6 +49,7 @@ for family in "${families[@]}"; do
     train cvae2d cvae --image-size 16 --steps 800 --sample-every 100 --set latent_dim=2
     gencli sample "$WORK/cvae2d" --label ring --n 16 --seed 1 --out "$RAW/vae-cvae-ring.png" --device cpu
     gencli interpolate "$WORK/cvae2d" --latent-grid 8 --label triangle --out "$RAW/vae-cvae-latent-grid-triangle.png" --device cpu
+    gencli sample "$WORK/cvae2d" --label all --n 6 --seed 1 --out "$RAW/vae-cvae-classes.png" --device cpu
     ;;
   gan)
     train dcgan dcgan --image-size 16 --batch-size 32 --steps 1500 --sample-every 150 --set g_width=32 --set d_width=32
@@ -60,6 +61,7 @@ for family in "${families[@]}"; do
     train cgan cgan --image-size 16 --batch-size 32 --steps 1500 --sample-every 150 --set g_width=32 --set d_width=32
     keep gan-cgan-progress.gif "$WORK/cgan/progress.gif"
     gencli sample "$WORK/cgan" --label ring --n 16 --seed 1 --out "$RAW/gan-cgan-ring.png" --device cpu
+    gencli sample "$WORK/cgan" --label all --n 6 --seed 1 --out "$RAW/gan-cgan-classes.png" --device cpu
     train wgan-gp wgan-gp --image-size 16 --batch-size 32 --steps 400 --sample-every 50 --set g_width=32 --set d_width=32
     keep gan-wgan-gp-losses.png "$WORK/wgan-gp/losses.png"
     gencli sample "$WORK/wgan-gp" --n 36 --seed 1 --out "$RAW/gan-wgan-gp-samples.png" --device cpu
