@@ -84,9 +84,9 @@ def test_json_listings_parse_for_scripts(cli, command):
 
 
 def test_shell_completion_and_version():
-    from gencli import __version__
-
     import os
+
+    from gencli import __version__
 
     # typer detects the shell from the parent processes, which a detached test run may not have;
     # its documented switch for tests makes --show-completion take the shell by name instead
