@@ -199,7 +199,8 @@ def one_label(model, text: str | None) -> int | None:
     return labels[0]
 
 
-def conditional_models() -> list[str]:
+def models_that(test) -> list[str]:
+    """Return the names of the installed models whose class passes ``test`` (ones that fail to load are left out)."""
     from gencli.plugins import registry
 
     able = []
@@ -207,11 +208,15 @@ def conditional_models() -> list[str]:
         if ":" in name:
             continue
         try:
-            if registry().model_class(name).conditional:
+            if test(registry().model_class(name)):
                 able.append(name)
         except UserError:
             continue
     return sorted(able)
+
+
+def conditional_models() -> list[str]:
+    return models_that(lambda cls: cls.conditional)
 
 
 # ------------------------------------------------------------------ model-declared options

@@ -25,7 +25,7 @@ from gencli.errors import UserError
 EPILOG = examples(
     "gencli eval RUN",
     "gencli eval RUN --metrics fid,kid --n 5000 --fid-weights pt_inception.pth",
-    "gencli eval RUN --features net.pt --set guidance=3",
+    "gencli eval RUN --features net.pt --set KEY=VALUE   # the model's eval options",
     "gencli eval RUN_A RUN_B --compare",
 )
 

@@ -41,7 +41,7 @@ def torch_no_grad(fn):
 EPILOG = examples(
     "gencli sample vae --n 64",
     "gencli sample RUN --label all --n 8",
-    "gencli sample RUN --set guidance=3 --set sampler=ddim --label ring",
+    "gencli sample RUN --label ring --set KEY=VALUE     # the model's sample options",
     "gencli sample RUN --figure style-mix",
 )
 

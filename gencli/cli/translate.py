@@ -62,20 +62,10 @@ def translate(
 
 
 def _translation_models() -> list[str]:
-    from gencli.plugins import registry
+    from gencli.cli.common import models_that
+    from gencli.models.base import has_capability
 
-    able = []
-    for name in registry().models:
-        if ":" in name:
-            continue
-        try:
-            from gencli.models.base import has_capability
-
-            if has_capability(registry().model_class(name), "translate"):
-                able.append(name)
-        except UserError:
-            continue
-    return sorted(able)
+    return models_that(lambda cls: has_capability(cls, "translate"))
 
 
 def direction_to(model, run, to: str) -> str:
