@@ -303,6 +303,11 @@ def _plan_new(config: TrainConfig) -> Plan:
     check_kind(cls.name, cls.data, data, data_spec)
     if cls.conditional and cls.data == "labelled" and not data.num_classes:
         raise UserError(f"model {cls.name!r} is conditional and needs labelled data; {data_spec!r} has no labels")
+    hp, notes = fit_to_data(cls, hp, data, set(values))
+    from gencli.ui.console import info as say
+
+    for note in notes:
+        say(f"note: {note}", quiet=config.quiet)
     info = {
         "gencli_version": gencli.__version__,
         "plugin": spec.plugin,
@@ -312,6 +317,8 @@ def _plan_new(config: TrainConfig) -> Plan:
         "model": config.model if ":" in config.model else cls.name,
         "hyperparameters": hparams.to_dict(hp),
         "source_run": str(source.dir) if source else None,
+        # defaults a model chose for this data (by its size, say), in words: run.json keeps the why
+        **({"notes": notes} if notes else {}),
         "data": {
             "spec": data_spec,
             "kind": data.kind,
@@ -339,6 +346,23 @@ def _plan_new(config: TrainConfig) -> Plan:
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     return Plan(cls, hp, info, data, None, None)
+
+
+def fit_to_data(cls: type, hp: Any, data: ImageData, given: set[str]) -> tuple[Any, list[str]]:
+    """Let a model adapt its defaults to the training data; return (hyperparameters, notes).
+
+    A model class may define ``fit_to_data(hp, data, given) -> (hp, notes)``: ``data`` is the
+    training ``ImageData``, ``given`` the hyperparameters the user set (never to be changed), and
+    each note says in one line what was chosen and why ("1,437 images: augment=..."). Only new
+    runs are fitted; the chosen values are recorded in run.json like any other, so a resumed or
+    loaded run is rebuilt exactly.
+    """
+    fit = getattr(cls, "fit_to_data", None)
+    if fit is None:
+        return hp, []
+    hp, notes = fit(hp, data, frozenset(given))
+    hparams.check(hp)
+    return hp, [str(n) for n in notes]
 
 
 def _eval_settings(config: TrainConfig) -> dict[str, Any]:
