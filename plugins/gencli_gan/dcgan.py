@@ -156,8 +156,8 @@ class DCGANHyperparameters(DCGANArchitecture, LossSettings, OptimizerSettings, A
 # Below this many training images the paper's batch-norm discriminator overfits the real set and
 # its feedback turns poor; a spectrally normalised one with the hinge loss (Miyato et al. 2018),
 # learning twice as fast as G (two time-scale rates, Heusel et al. 2017), stays useful. Measured
-# on 1,437 handwritten digits (benchmarks/bench_quality.py): FID 42.9 against 61.2 after 1,100
-# steps, each step also cheaper. Larger sets keep the paper's recipe.
+# on 1,437 handwritten digits (benchmarks/bench_quality.py): FID 39.8 against 56.7 after 1,320
+# steps (60 epochs). Larger sets keep the paper's recipe.
 SMALL_DATA = 10_000
 SMALL_DATA_RECIPE = {"d_norm": "spectral", "loss": "hinge", "lr_d": 2.0}  # lr_d: a multiple of lr
 

@@ -274,8 +274,8 @@ class VAE(Model):
 class CVAESampleOptions(VAESampleOptions):
     """`gencli sample RUN --set key=value` (and `gencli eval`) for the conditional VAE."""
 
-    # 0.6, measured on 1,437 handwritten digits (benchmarks/bench_quality.py): every class read
-    # right at least 97% of the time against 81% at 1.0, for an FID 5% higher (49.4 against 46.8).
+    # 0.6, measured on 1,437 handwritten digits (benchmarks/bench_quality.py, 880 steps): every
+    # class read right at least 97% of the time (worst 79% at 1.0), for an FID 5% higher (49.2 against 46.7).
     temperature: float = field(default=0.6, metadata={
         "help": "scale of the prior's z ~ N(0, I) when sampling (1 = the model's prior; below 1: images that "
                 "fit their label more surely, less varied)"})
