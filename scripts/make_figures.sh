@@ -5,7 +5,7 @@
 # reading; every file lands in docs/figures/ and is kept under 100 KB.
 #
 #   bash scripts/make_figures.sh                  # every family
-#   bash scripts/make_figures.sh gan diffusion    # some: vae, gan, stylegan, translation, diffusion
+#   bash scripts/make_figures.sh gan diffusion    # some: vae, gan, stylegan, translation, diffusion, digits
 #
 # Runs go to a temporary folder (WORK=DIR keeps them, and reuses finished ones). Same seed, same figures.
 set -euo pipefail
@@ -18,6 +18,7 @@ export GENCLI_DATA_DIR="${GENCLI_DATA_DIR:-$WORK/data}"
 rm -rf "$RAW"
 mkdir -p "$FIGURES" "$RAW"
 families=("$@")
+# digits (real handwriting, ~10 minutes on a CPU, needs scikit-learn) runs only when named
 [ ${#families[@]} -eq 0 ] && families=(vae gan stylegan translation diffusion)
 
 # train NAME MODEL [OPTIONS...]: a short run into $WORK/NAME (kept when it finished with these options)
@@ -94,8 +95,27 @@ for family in "${families[@]}"; do
     gencli sample "$WORK/ddpm" --set steps=50 --n 16 --seed 1 --out "$RAW/diffusion-ddpm-unconditional.png" --device cpu
     gencli sample "$WORK/ddpm" --figure forward-noise --n 4 --seed 1 --out "$RAW/diffusion-forward-noise.png" --device cpu
     ;;
+  digits)
+    # Real data: scikit-learn's handwritten digits at 28 px grey (needs scikit-learn), the runs
+    # of benchmarks/bench_quality.py with its step counts (40 and 60 epochs); one row per class.
+    [ -f "$WORK/digits-bench/judges/judges.json" ] || python benchmarks/bench_quality.py --work "$WORK/digits-bench" --prepare
+    DIGITS="$WORK/digits-bench/digits"
+    READER="$WORK/digits-bench/judges/classifier.pt"
+    train cvae-digits cvae --data "$DIGITS" --image-size 28 --channels 1 --steps 880
+    gencli sample "$WORK/cvae-digits" --label all --n 8 --seed 1 --out "$RAW/vae-cvae-digits.png" --device cpu
+    gencli -q eval "$WORK/cvae-digits" --metrics accuracy --classifier "$READER" --n 1000 --device cpu >/dev/null
+    keep vae-cvae-confusion.png "$WORK/cvae-digits/eval/confusion.png"
+    # the earlier layout (label in the dense layers only) sampled from the prior itself
+    train cvae-digits-before cvae --data "$DIGITS" --image-size 28 --channels 1 --steps 880 --set label_maps=false
+    gencli -q eval "$WORK/cvae-digits-before" --metrics accuracy --classifier "$READER" --n 1000 --set temperature=1 --device cpu >/dev/null
+    keep vae-cvae-confusion-before.png "$WORK/cvae-digits-before/eval/confusion.png"
+    train cgan-digits cgan --data "$DIGITS" --image-size 28 --channels 1 --steps 1320
+    gencli sample "$WORK/cgan-digits" --label all --n 8 --seed 1 --out "$RAW/gan-cgan-digits.png" --device cpu
+    train dcgan-digits dcgan --data "$DIGITS" --image-size 28 --channels 1 --steps 1320
+    gencli sample "$WORK/dcgan-digits" --n 64 --seed 1 --out "$RAW/gan-dcgan-digits.png" --device cpu
+    ;;
   *)
-    echo "unknown family $family (vae, gan, stylegan, translation, diffusion)" >&2
+    echo "unknown family $family (vae, gan, stylegan, translation, diffusion, digits)" >&2
     exit 2
     ;;
   esac

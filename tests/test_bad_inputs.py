@@ -125,6 +125,11 @@ CASES = [
     Case("sample-huge-n", ["sample", "{run}", "--n", "100000000"], "--n 100000000 is more than gencli writes", {}),
     Case("resume-from", ["train", "--resume", "{run}", "--from", "{other}", "--steps", "4"],
          "--from cannot change on --resume", {}),
+    # sample quality while training
+    Case("eval-features-without-eval-every", ["train", "vae", "--eval-features", "{tmp}/net.pt"],
+         "--eval-features and --eval-classifier need --eval-every", {}),
+    Case("eval-every-nonsense", ["train", "vae", "--eval-every", "often"],
+         "--eval-every must be a number of steps (500) or epochs (2ep)", {}),
     # run descriptions that are damaged or newer than this gencli
     Case("run-json-without-data", ["sample", "{run}", "--n", "2"], "is damaged: it has no 'data'", {},
          _run_json_without("data")),

@@ -90,14 +90,14 @@ def test_bad_config_files(cli, tmp_path):
 def test_run_level_mistakes(cli, trained_vae, tmp_path):
     cases = [
         (["sample", str(trained_vae), "--label", "3"], "model 'vae' is not conditional"),
-        (["sample", str(trained_vae), "--set", "truncation=0.5"], "model 'vae' takes no sample options"),
+        (["sample", str(trained_vae), "--set", "truncation=0.5"], "unknown option 'truncation' in --set for vae sample"),
         (["sample", str(trained_vae), "--n", "0"], "--n must be at least 1"),
         (["sample", str(tmp_path)], "not a gencli run"),
         (["translate", str(trained_vae), str(tmp_path)], "cannot translate images; it can: sample"),
         (["interpolate", str(trained_vae), "--latent-grid", "4"], "needs a model with a 2-D latent"),
         (["train", "vae", "--out", str(trained_vae)], "already holds a run"),
         (["train", "--resume", str(trained_vae)], "already reached step 4 of 4"),
-        (["eval", str(trained_vae), "--set", "steps=5"], "model 'vae' takes no eval options"),
+        (["eval", str(trained_vae), "--set", "steps=5"], "unknown option 'steps' in --set for vae eval"),
     ]
     for args, message in cases:
         r = cli(*args)

@@ -16,6 +16,7 @@ TRAIN_PANEL = "Training"
 DATA_PANEL = "Data"
 RUN_PANEL = "Run directory"
 SYSTEM_PANEL = "Device and precision"
+QUALITY_PANEL = "Sample quality while training"
 
 EPILOG = examples(
     "gencli train vae",
@@ -52,6 +53,14 @@ def train(
                                                         rich_help_panel=RUN_PANEL, show_default="the model's; once an epoch with --epochs")] = None,
     checkpoint_every: Annotated[Optional[str], typer.Option("--checkpoint-every", metavar="N|Nep", help="Save a checkpoint every N steps, or every N epochs (2ep).",
                                                             rich_help_panel=RUN_PANEL, show_default=False)] = None,
+    eval_every: Annotated[Optional[str], typer.Option("--eval-every", metavar="N|Nep", rich_help_panel=QUALITY_PANEL, show_default=False,
+                                                      help="Score sample quality every N steps (or Nep epochs) on held-out data; losses.png gains the curve.")] = None,
+    eval_features: Annotated[Optional[str], typer.Option("--eval-features", metavar="FILE", rich_help_panel=QUALITY_PANEL, show_default=False,
+                                                         help="TorchScript feature network for that FID.")] = None,
+    eval_classifier: Annotated[Optional[str], typer.Option("--eval-classifier", metavar="FILE", rich_help_panel=QUALITY_PANEL, show_default=False,
+                                                           help="TorchScript classifier for per-class accuracy (conditional models).")] = None,
+    eval_n: Annotated[Optional[int], typer.Option("--eval-n", rich_help_panel=QUALITY_PANEL, show_default="1000",
+                                                  help="Generated images per quality score.")] = None,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also log losses and sample grids for TensorBoard (RUN/tensorboard).",
                                               rich_help_panel=RUN_PANEL)] = False,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.", rich_help_panel=SYSTEM_PANEL)] = "auto",
@@ -78,13 +87,14 @@ def train(
         return
     from gencli.training.intervals import parse_interval
 
-    for flag, value in (("--sample-every", sample_every), ("--checkpoint-every", checkpoint_every)):
+    for flag, value in (("--sample-every", sample_every), ("--checkpoint-every", checkpoint_every), ("--eval-every", eval_every)):
         if value is not None:
             parse_interval(value, flag)  # a bad interval is refused before any data is loaded
     overrides = parse_assignments(set_ or [])
     values = dict(model=model, data=data, image_size=image_size, channels=channels, epochs=epochs, steps=steps,
                   batch_size=batch_size, lr=lr, sample_every=sample_every, checkpoint_every=checkpoint_every,
-                  source=from_run, overrides=overrides)
+                  source=from_run, overrides=overrides, eval_every=eval_every, eval_features=eval_features,
+                  eval_classifier=eval_classifier, eval_n=eval_n)
     if config is not None:
         from gencli.training.engine import merge_config_file
 

@@ -162,6 +162,10 @@ def evaluate(
     _warn_few_real_images(ctx, [name for name, _ in chosen], warn)
 
     figures: list[Path] = []
+    per_class: list[dict[str, Any]] = []
+    if any(name == "accuracy" for name, _ in chosen):
+        per_class, confusion = write_confusion_figure(ctx, run_dir / EVAL_DIR)
+        figures.append(confusion)
     if ctx.translating:
         figures += write_translation_figures(ctx, run_dir / EVAL_DIR)
     elif any(name in RECONSTRUCTION_METRICS for name, _ in chosen):
@@ -173,8 +177,29 @@ def evaluate(
         **ctx.settings(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     append_eval_line(run, results, settings)
-    return {"run": str(run_dir), "model": model.name, "step": model.step, "eval": results, "settings": settings,
-            "figures": [str(p) for p in figures]}
+    out = {"run": str(run_dir), "model": model.name, "step": model.step, "eval": results, "settings": settings,
+           "figures": [str(p) for p in figures]}
+    if per_class:
+        out["per_class"] = per_class
+    return out
+
+
+def write_confusion_figure(ctx, folder: Path) -> tuple[list[dict[str, Any]], Path]:
+    """Write the classifier's confusion matrix of the generated images; return the per-class rows and its path.
+
+    Rows are the classes asked for, so the figure says not only that sevens fail but what they
+    become. With ``--label`` only that class's row is filled.
+    """
+    from gencli.media.plots import confusion_plot
+    from gencli.metrics.accuracy import confusion_matrix, per_class_rows
+
+    model = ctx.model
+    predicted, labels = ctx.classifications()
+    counts = confusion_matrix(predicted, labels, model.num_classes)
+    judge = getattr(ctx.classifier, "path", None)
+    title = f"{model.name} at step {model.step}: {len(labels):,} images" + (f", read by {judge.name}" if judge else "")
+    path = confusion_plot(counts.numpy(), model.classes, folder / "confusion.png", title)
+    return per_class_rows(counts, model.classes), path
 
 
 def _drop_unavailable_features(chosen, fid_weights, warn):
@@ -353,10 +378,26 @@ def render_result(result: dict[str, Any], console=None) -> None:
     for key, value in result["eval"].items():
         table.add_row(escape(key), _fmt(value))
     console.print(table)
+    if result.get("per_class"):
+        console.print(per_class_table(result["per_class"]))
     used = [f"n={s.get('n')}"] + [f"{k}={s[k]}" for k in ("n_real", "features", "label", "seed") if k in s]
     console.print("settings: " + ", ".join(used), highlight=False, markup=False)
     for path in result.get("figures", []):
         console.print(f"figure: {path}", highlight=False, markup=False)
+
+
+def per_class_table(rows: list[dict[str, Any]]):
+    """The per-class accuracy of a conditional model's images as a Rich table, worst class first."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="class accuracy (classifier's reading of images asked for each class)", title_justify="left")
+    for name, justify in (("class", "left"), ("images", "right"), ("accuracy", "right"), ("most often read as", "left")):
+        table.add_column(name, justify=justify)
+    for row in sorted(rows, key=lambda r: r["accuracy"]):
+        wrong = f"{escape(str(row['confused_with']))} ({row['confused_share']:.0%})" if row["confused_with"] else "-"
+        table.add_row(escape(str(row["class"])), f"{row['n']:,}", f"{row['accuracy']:.1%}", wrong)
+    return table
 
 
 def _best(rows: list[dict[str, Any]], key: str) -> float | None:

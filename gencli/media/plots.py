@@ -161,3 +161,35 @@ def plot_series(
         fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, path)
+
+
+# ------------------------------------------------------------------ confusion matrix
+def confusion_plot(counts, classes: Sequence[str], out: Path, title: str = "") -> Path:
+    """Draw a confusion matrix: rows = class asked for, columns = class read, each row as shares.
+
+    Shares rather than counts, so classes generated in unequal numbers read alike; the diagonal
+    share is printed in every cell that holds at least 1% (all cells up to 12 classes).
+    """
+    plt = _pyplot()
+    counts = np.asarray(counts, dtype=float)
+    k = len(classes)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    side = min(12.0, 2.0 + 0.45 * k)
+    fig, ax = plt.subplots(figsize=(side + 1.2, side))
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    ticks = np.arange(k)
+    labels = [str(c) for c in classes]
+    ax.set_xticks(ticks, labels, rotation=90 if max(map(len, labels), default=0) > 3 else 0, fontsize=8)
+    ax.set_yticks(ticks, labels, fontsize=8)
+    ax.set_xlabel("class read by the classifier")
+    ax.set_ylabel("class asked for")
+    if k <= 12:
+        for i in range(k):
+            for j in range(k):
+                if shares[i, j] >= 0.01:
+                    ax.text(j, i, f"{shares[i, j]:.0%}", ha="center", va="center", fontsize=7,
+                            color="white" if shares[i, j] > 0.6 else "black")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the row")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return _save(fig, out, dpi=80)

@@ -116,6 +116,7 @@ class EvalContext:
     _fake: FeatureSet | None = field(default=None, repr=False)
     _real: FeatureSet | None = field(default=None, repr=False)
     _recon: Reconstructions | None = field(default=None, repr=False)
+    _classified: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
     _translations: dict[str, Translations] = field(default_factory=dict, repr=False)
     _domain_real: dict[str, FeatureSet] = field(default_factory=dict, repr=False)
     _translated: dict[str, FeatureSet] = field(default_factory=dict, repr=False)
@@ -249,6 +250,19 @@ class EvalContext:
         if hasattr(self.classifier, "to"):
             self.classifier.to(self.device)
         return self.classifier
+
+    def classifications(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (class the classifier reads, class asked for) of every generated image, computed once."""
+        if self._classified is None:
+            images, labels = self.generated_images()
+            if labels is None:
+                raise UserError(f"class accuracy needs a conditional model; {self.model.name!r} is not")
+            logits = self.classify(images)
+            if logits.shape[1] < self.model.num_classes:
+                raise UserError(f"--classifier gives {logits.shape[1]} outputs but the model has "
+                                f"{self.model.num_classes} classes")
+            self._classified = (logits.argmax(1), labels)
+        return self._classified
 
     def classify(self, images: torch.Tensor) -> torch.Tensor:
         """Return the classifier's logits [N, K] for uint8 images (CPU), computed in batches."""

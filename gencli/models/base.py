@@ -138,6 +138,17 @@ class Model:
         raise UserError(f"model {cls.name!r} does not train from another run; drop --from")
 
     @classmethod
+    def fit_to_data(cls, hp: Any, data: ImageData, given: frozenset[str]) -> tuple[Any, list[str]]:
+        """Return (hyperparameters, notes) fitted to a new run's training data; the base changes nothing.
+
+        ``given`` names the hyperparameters the user set, which stay as they are. Each note says in
+        one line what was chosen and why ("1,437 images: a spectrally normalised discriminator");
+        the engine prints them and keeps them in run.json. Only new runs are fitted, and the values
+        chosen are recorded like any other, so a resumed or loaded run is rebuilt exactly.
+        """
+        return hp, []
+
+    @classmethod
     def load_size(cls, hp: Any, image_size: int) -> int | None:
         """Return the size to load images at before random crops to ``image_size`` (None: no crop)."""
         return None

@@ -77,6 +77,13 @@ class TrainConfig:
     tensorboard: bool = False
     quiet: bool = False
     sample_count: int = 36
+    # Sample quality while training: every ``eval_every`` steps (or "Nep"), ``eval_n`` images are
+    # scored on the held-out split by FID on ``eval_features`` and, for a conditional model, class
+    # accuracy by ``eval_classifier`` (TorchScript files); see gencli.metrics.probe.
+    eval_every: int | str | None = None
+    eval_features: str | None = None
+    eval_classifier: str | None = None
+    eval_n: int = 1000
 
 
 def check_devices(processes: int, device: torch.device) -> None:
@@ -296,6 +303,11 @@ def _plan_new(config: TrainConfig) -> Plan:
     check_kind(cls.name, cls.data, data, data_spec)
     if cls.conditional and cls.data == "labelled" and not data.num_classes:
         raise UserError(f"model {cls.name!r} is conditional and needs labelled data; {data_spec!r} has no labels")
+    hp, notes = fit_to_data(cls, hp, data, set(values))
+    from gencli.ui.console import info as say
+
+    for note in notes:
+        say(f"note: {note}", quiet=config.quiet)
     info = {
         "gencli_version": gencli.__version__,
         "plugin": spec.plugin,
@@ -305,6 +317,8 @@ def _plan_new(config: TrainConfig) -> Plan:
         "model": config.model if ":" in config.model else cls.name,
         "hyperparameters": hparams.to_dict(hp),
         "source_run": str(source.dir) if source else None,
+        # defaults a model chose for this data (by its size, say), in words: run.json keeps the why
+        **({"notes": notes} if notes else {}),
         "data": {
             "spec": data_spec,
             "kind": data.kind,
@@ -325,12 +339,49 @@ def _plan_new(config: TrainConfig) -> Plan:
             "log_every": config.log_every,
             "keep_checkpoints": config.keep_checkpoints,
             "sample_count": config.sample_count,
+            **_eval_settings(config),
         },
         "step": 0,
         "status": "created",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     return Plan(cls, hp, info, data, None, None)
+
+
+def fit_to_data(cls: type, hp: Any, data: ImageData, given: set[str]) -> tuple[Any, list[str]]:
+    """Let a model adapt its defaults to the training data; return (hyperparameters, notes).
+
+    A model class may define ``fit_to_data(hp, data, given) -> (hp, notes)``: ``data`` is the
+    training ``ImageData``, ``given`` the hyperparameters the user set (never to be changed), and
+    each note says in one line what was chosen and why ("1,437 images: augment=..."). Only new
+    runs are fitted; the chosen values are recorded in run.json like any other, so a resumed or
+    loaded run is rebuilt exactly.
+    """
+    hp, notes = cls.fit_to_data(hp, data, frozenset(given))
+    hparams.check(hp)
+    return hp, [str(n) for n in notes]
+
+
+def _eval_settings(config: TrainConfig) -> dict[str, Any]:
+    """The quality-probe settings a run records (none when it does not probe)."""
+    if config.eval_every is None:
+        if config.eval_features or config.eval_classifier:
+            raise UserError("--eval-features and --eval-classifier need --eval-every (how often to score)")
+        return {}
+    from gencli.training.intervals import parse_interval
+
+    if isinstance(config.eval_every, bool) or not isinstance(config.eval_every, (int, str)) or (
+            isinstance(config.eval_every, int) and config.eval_every < 1):
+        raise UserError(f"eval_every must be a number of steps (500) or epochs (2ep), got {config.eval_every!r}")
+    if isinstance(config.eval_every, str):
+        parse_interval(config.eval_every, "eval_every")
+    paths = {}
+    for key in ("eval_features", "eval_classifier"):
+        value = getattr(config, key)
+        if value is not None:
+            # recorded absolute, so a resumed run finds the file wherever it is started from
+            paths[key] = str(Path(value).expanduser().resolve())
+    return {"eval_every": config.eval_every, "eval_n": config.eval_n, **paths}
 
 
 def _override_sources(config: TrainConfig) -> dict[str, str]:
@@ -465,6 +516,20 @@ def batches_per_step(model: Model) -> int:
     return k
 
 
+def _quality_probe(plan: Plan, model: Model):
+    """The run's quality probe (``eval_every``), its files loaded now so a mistake stops it before step 1."""
+    t = plan.info["training"]
+    if not t.get("eval_every"):
+        return None
+    from gencli.metrics.probe import QualityProbe
+
+    d = plan.info["data"]
+    held_out = load_dataset(d["spec"], DataRequest(d["image_shape"][1], d["image_shape"][0], "test", t["seed"]))
+    return QualityProbe(held_out, t.get("eval_n", 1000), features=t.get("eval_features"),
+                        classifier=t.get("eval_classifier"), seed=t["seed"], conditional=model.conditional,
+                        num_classes=model.num_classes)
+
+
 def _preview_data(plan: Plan, model: Model) -> ImageData:
     """Held-out images for translation/reconstruction previews; the training data otherwise."""
     if not (model.can("translate") or (model.can("reconstruct") and not model.can("interpolate"))):
@@ -584,7 +649,8 @@ def _train(config: TrainConfig, display, info_dist: dist_util.DistInfo, device: 
     run_dir = Path(dist_util.broadcast_object(str(run_dir) if run_dir else None, info_dist))
 
     preview_inputs = model.preview_inputs(_preview_data(plan, model), t.get("sample_count", config.sample_count), t["seed"])
-    loop = _Loop(model, stream, run_dir, info, total, info_dist, config, preview_inputs)
+    probe = _quality_probe(plan, model) if info_dist.is_main else None
+    loop = _Loop(model, stream, run_dir, info, total, info_dist, config, preview_inputs, probe)
     loop.tracker.restore(window, device)
     try:
         loop.run(epoch, batch_index, display)
@@ -625,7 +691,7 @@ def compile_networks(model: Model) -> bool:
 class _Loop:
     """The training loop and what it writes at its intervals."""
 
-    def __init__(self, model, stream, run_dir, info, total, dist_info, config, preview_inputs) -> None:
+    def __init__(self, model, stream, run_dir, info, total, dist_info, config, preview_inputs, probe=None) -> None:
         self.model, self.stream, self.run_dir, self.info = model, stream, run_dir, info
         self.total, self.dist, self.config = total, dist_info, config
         self.preview_inputs = preview_inputs
@@ -633,6 +699,9 @@ class _Loop:
         steps_per_epoch = len(stream) / batches_per_step(model)
         self.sample_every = interval_steps(t["sample_every"], steps_per_epoch, "sample_every")
         self.checkpoint_every = interval_steps(t["checkpoint_every"], steps_per_epoch, "checkpoint_every")
+        self.probe = probe
+        self.eval_every = interval_steps(t["eval_every"], steps_per_epoch, "eval_every") if probe else 0
+        self.eval_seconds = 0.0  # spent probing: not training time
         self.log_every, self.keep = t.get("log_every", 10), t.get("keep_checkpoints", 3)
         self.tracker = LossTracker()
         self.last_losses: dict[str, float] = {}
@@ -700,6 +769,33 @@ class _Loop:
             self.tensorboard.log_samples(model.step, images, nrow)
         if display is not None:
             display.note(f"samples: {path}")
+
+    def evaluate(self, display) -> None:
+        """Score samples with the quality probe and log them as a ``{"step", "quality"}`` line.
+
+        The line carries the training seconds so far (this process, probes excluded), so curves
+        can be read against time. The probe draws from its own seeded generator inside a forked
+        RNG: a run with probes follows the same trajectory as one without.
+        """
+        if self.probe is None or not self.dist.is_main:
+            return
+        from gencli.metrics.probe import summary
+
+        began = time.perf_counter()
+        model = self.model
+        devices = [model.device] if model.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            try:
+                values = self.probe(model)
+            finally:
+                model.train()
+        self.eval_seconds += time.perf_counter() - began
+        seconds = time.perf_counter() - self.started - self.eval_seconds
+        row = {"step": model.step, "epoch": self.epoch, "quality": {k: round(v, 6) for k, v in values.items()},
+               "train_s": round(seconds, 2), "eval_s": round(time.perf_counter() - began, 2)}
+        append_line(self.run_dir / METRICS_FILE, json.dumps(row))
+        if display is not None:
+            display.note(f"quality at step {model.step}: {summary(values)}")
 
     def checkpoint(self, display, stopping: bool = False) -> None:
         """Save the training state, ending a log window with a line as an unbroken run does there.
@@ -795,6 +891,8 @@ class _Loop:
         with display, Interrupt() as interrupt:
             self.interrupt = interrupt
             try:
+                if self.probe is not None and model.step == 0:
+                    self.evaluate(display)  # where the curve starts; a wrong network fails here, not later
                 while model.step < self.total and not self.stopping():
                     for batch in self.stream.epoch(self.epoch, start=self.next_batch):
                         self.next_batch += 1
@@ -813,6 +911,8 @@ class _Loop:
                             self.log(display)
                         if model.step % self.sample_every == 0 or last:
                             self.sample(display)
+                        if self.eval_every and (model.step % self.eval_every == 0 or last):
+                            self.evaluate(display)
                         if model.step % self.checkpoint_every == 0 or last:
                             self.checkpoint(display)
                         if last or self.stopping():
@@ -854,6 +954,6 @@ def _logged_losses(path: Path, step: int) -> dict[str, float]:
             row = json.loads(line)
         except ValueError:
             continue
-        if row.get("step") == step and "eval" not in row:
+        if row.get("step") == step and "eval" not in row and "quality" not in row:
             return {k: v for k, v in row.items() if k not in ("step", "epoch", "images_per_s")}
     return {}

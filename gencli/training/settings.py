@@ -68,6 +68,10 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in (
     Setting("log_every", int, minimum=1, cli=None),
     Setting("keep_checkpoints", int, minimum=1, cli=None),
     Setting("compile", bool),
+    Setting("eval_every", int, minimum=1, interval=True),
+    Setting("eval_features", str),
+    Setting("eval_classifier", str),
+    Setting("eval_n", int, minimum=2, maximum=1_000_000),  # FID needs two images at least
 )}
 
 _KIND_WORDS = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}

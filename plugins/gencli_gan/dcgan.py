@@ -153,6 +153,15 @@ class DCGANHyperparameters(DCGANArchitecture, LossSettings, OptimizerSettings, A
     """DCGAN (Radford et al. 2016): Adam 2e-4, beta1 0.5, z of 100, batch 128 in the paper."""
 
 
+# Below this many training images the paper's batch-norm discriminator overfits the real set and
+# its feedback turns poor; a spectrally normalised one with the hinge loss (Miyato et al. 2018),
+# learning twice as fast as G (two time-scale rates, Heusel et al. 2017), stays useful. Measured
+# on 1,437 handwritten digits (benchmarks/bench_quality.py): FID 39.8 against 56.7 after 1,320
+# steps (60 epochs). Larger sets keep the paper's recipe.
+SMALL_DATA = 10_000
+SMALL_DATA_RECIPE = {"d_norm": "spectral", "loss": "hinge", "lr_d": 2.0}  # lr_d: a multiple of lr
+
+
 class DCGAN(GAN):
     name = "dcgan"
     summary = "deep convolutional GAN (Radford et al. 2016)"
@@ -164,6 +173,23 @@ class DCGAN(GAN):
     @classmethod
     def check_shape(cls, image_size: int, channels: int) -> None:
         check_doubling_size(cls.name, image_size, channels)
+
+    @classmethod
+    def fit_to_data(cls, hp, data, given: frozenset[str]):
+        """On fewer than SMALL_DATA images, the unconditional DCGAN takes the small-data recipe.
+
+        Only where the user set none of its settings (any one of them means they chose), and only
+        for ``dcgan`` itself: the conditional GAN already reaches its targets with the paper's
+        recipe, and the WGANs fix their own loss and critic.
+        """
+        if cls.name != "dcgan" or len(data) >= SMALL_DATA or given & {*SMALL_DATA_RECIPE, "loss"}:
+            return hp, []
+        hp.d_norm, hp.loss = SMALL_DATA_RECIPE["d_norm"], SMALL_DATA_RECIPE["loss"]
+        hp.lr_d = SMALL_DATA_RECIPE["lr_d"] * hp.lr
+        chosen = f"d_norm={hp.d_norm}, loss={hp.loss}, lr_d={hp.lr_d:g}"
+        return hp, [f"{len(data):,} training images (fewer than {SMALL_DATA:,}): {chosen} (spectrally normalised "
+                    "hinge discriminator at twice G's rate), which does better than the paper's recipe on small data; "
+                    "set any of them with --set to choose yourself"]
 
     @property
     def label_count(self) -> int:
