@@ -28,6 +28,7 @@ from gencli.models import hparams
 from gencli.models.base import Model
 from gencli.training import checkpoint as ckpt
 from gencli.training import distributed as dist_util
+from gencli.training.threads import ThreadPolicy
 from gencli.runs import METRICS_FILE, append_row, new_run_dir, read_run_info, truncate_rows, write_run_info
 
 DEFAULT_DATA = {"images": "shapes", "labelled": "shapes", "paired": "shapes-paired", "unpaired": "shapes-unpaired"}
@@ -391,6 +392,8 @@ def train(config: TrainConfig, display=None) -> Path:
                 f"pass --steps N with N > {model.step} to train further"
             )
 
+    # measured last, so the load it sees is the one training starts into
+    threads = ThreadPolicy.start(device.type, info_dist.world_size)
     run_dir = plan.run_dir
     if info_dist.is_main:
         if run_dir is None:
@@ -400,13 +403,14 @@ def train(config: TrainConfig, display=None) -> Path:
         info["status"] = "running"
         info["total_steps"] = total
         info["device"] = str(device)
-        info["threads"] = torch.get_num_threads()
+        info["threads"] = threads.chosen
+        info["thread_choice"] = threads.record()
         info["world_size"] = info_dist.world_size
         write_run_info(run_dir, info)
     run_dir = Path(dist_util.broadcast_object(str(run_dir) if run_dir else None, info_dist))
 
     preview_inputs = model.preview_inputs(_preview_data(plan, model), t.get("sample_count", config.sample_count), t["seed"])
-    loop = _Loop(model, stream, run_dir, info, total, info_dist, config, preview_inputs)
+    loop = _Loop(model, stream, run_dir, info, total, info_dist, config, preview_inputs, threads)
     try:
         loop.run(epoch, batch_index, display)
     finally:
@@ -446,8 +450,10 @@ def compile_networks(model: Model) -> bool:
 class _Loop:
     """The training loop and what it writes at its intervals."""
 
-    def __init__(self, model, stream, run_dir, info, total, dist_info, config, preview_inputs) -> None:
+    def __init__(self, model, stream, run_dir, info, total, dist_info, config, preview_inputs,
+                 threads: ThreadPolicy | None = None) -> None:
         self.model, self.stream, self.run_dir, self.info = model, stream, run_dir, info
+        self.threads = threads
         self.total, self.dist, self.config = total, dist_info, config
         self.preview_inputs = preview_inputs
         t = info["training"]
@@ -495,6 +501,12 @@ class _Loop:
                 self.tensorboard.log_losses(self.model.step, losses, rate)
             if display is not None:
                 display.update(self.model.step, self.epoch, losses, rate, eta, force=self.model.step >= self.total)
+        # the interval just trained is the load sample: reading it costs two small file reads
+        if self.threads is not None and self.threads.recheck(self.model.step):
+            change = self.threads.changes[-1]
+            self.info["thread_choice"] = self.threads.record()
+            if display is not None and self.dist.is_main:
+                display.note(f"CPU threads {change['from']} -> {change['threads']} ({change['reason']})")
 
     def sample(self, display) -> None:
         if not self.dist.is_main:
