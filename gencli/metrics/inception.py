@@ -177,9 +177,12 @@ def load_fid_inception(weights: str | os.PathLike) -> FIDInception:
         state = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise UserError(f"cannot read FID Inception weights {str(weights)!r}: {type(exc).__name__}") from None
-    net = fid_inception_architecture()
+    # Built on the meta device: random initialisation of 24M parameters that the file replaces
+    # anyway took most of a second; assign=True then adopts the loaded tensors as they are.
+    with torch.device("meta"):
+        net = fid_inception_architecture()
     try:
-        net.load_state_dict(state)
+        net.load_state_dict(state, assign=True)
     except (RuntimeError, TypeError, AttributeError):
         raise UserError(f"{str(weights)!r} does not hold FID Inception weights "
                         f"({WEIGHTS_FILE} from {WEIGHTS_URL})") from None
