@@ -124,3 +124,13 @@ def test_training_records_the_choice_in_run_json(tmp_path, monkeypatch):
     info = json.loads((run / "run.json").read_text())
     assert info["threads"] == 1
     assert info["thread_choice"] == {"chosen": 1, "reason": "2 cores, 1.2 busy", "adaptive": True}
+
+
+@pytest.mark.skipif(T.sample_cpus([0]) is None, reason="no /proc/stat here")
+def test_this_machines_counters_read_as_a_share_of_its_cores():
+    cpus = T.usable_cores()
+    before = T.sample_cpus(cpus)
+    sum(range(200_000))  # a little work of our own, which must not count as others'
+    T.time.sleep(0.2)
+    busy = others_busy(before, T.sample_cpus(cpus), len(cpus))
+    assert busy is not None and 0.0 <= busy <= len(cpus) + 0.5
