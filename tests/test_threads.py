@@ -134,3 +134,14 @@ def test_this_machines_counters_read_as_a_share_of_its_cores():
     T.time.sleep(0.2)
     busy = others_busy(before, T.sample_cpus(cpus), len(cpus))
     assert busy is not None and 0.0 <= busy <= len(cpus) + 0.5
+
+
+def test_run_json_keeps_the_latest_changes_and_counts_them_all(monkeypatch):
+    _fake_counters(monkeypatch, [0.0] + [1.0, 0.0] * 40)
+    monkeypatch.setattr(T, "KEEP_CHANGES", 5)
+    policy = ThreadPolicy.start("cpu")
+    for step in range(80):
+        policy.recheck(step)
+    rec = policy.record()
+    assert rec["chosen"] == 2 and rec["change_count"] == 80 and len(rec["changes"]) == 5
+    assert rec["changes"][-1]["step"] == 79

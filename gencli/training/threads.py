@@ -32,6 +32,9 @@ START_MARGIN = 0.3
 KEEP_MARGIN = 0.5
 # Re-measuring over a shorter window than this reads noise, not load.
 MIN_WINDOW_S = 0.5
+# run.json keeps this many of the latest changes (and counts them all): a long run on a machine
+# whose load comes and goes must not grow its run.json without bound.
+KEEP_CHANGES = 50
 
 
 def choose_threads(cores: int, busy: float, requested: int | None = None, current: int | None = None) -> int:
@@ -137,6 +140,8 @@ class ThreadPolicy:
     cores: int = 1
     cpus: list[int] = field(default_factory=list)
     changes: list[dict[str, Any]] = field(default_factory=list)
+    first: int | None = None
+    change_count: int = 0
     _last: CpuSample | None = None
 
     @classmethod
@@ -193,16 +198,22 @@ class ThreadPolicy:
         import torch
 
         torch.set_num_threads(n)
+        if self.first is None:
+            self.first = self.chosen
         self.changes.append({"step": step, "from": self.chosen, "threads": n, "reason": f"{_cores(self.cores)}, {busy:.1f} busy"})
+        del self.changes[:-KEEP_CHANGES]
+        self.change_count += 1
         self.chosen = n
         return True
 
     def record(self) -> dict[str, Any]:
         """The choice as run.json keeps it."""
-        first = self.changes[0]["from"] if self.changes else self.chosen
-        out: dict[str, Any] = {"chosen": first, "reason": self.reason, "adaptive": self.adaptive}
+        out: dict[str, Any] = {"chosen": self.chosen if self.first is None else self.first, "reason": self.reason,
+                               "adaptive": self.adaptive}
         if self.changes:
             out["changes"] = list(self.changes)
+        if self.change_count > len(self.changes):
+            out["change_count"] = self.change_count
         return out
 
 
