@@ -115,6 +115,15 @@ def test_a_cgroup_quota_caps_the_cores(monkeypatch):
     assert policy.chosen == 1 and policy.reason.startswith("1 core,")
 
 
+def test_under_a_quota_only_the_load_that_eats_into_it_counts():
+    # a quota of 4 cores on 16 CPUs: others using 10 CPUs still leave 6 idle ones
+    assert T._within(10.0, cores=4, cpus=16) == 0.0
+    assert T._within(13.5, cores=4, cpus=16) == 1.5
+    assert T._within(20.0, cores=4, cpus=16) == 4.0
+    assert T._within(1.2, cores=2, cpus=2) == 1.2  # no quota: all of it
+    assert T._within(None, cores=2, cpus=2) == 0.0
+
+
 def test_training_records_the_choice_in_run_json(tmp_path, monkeypatch):
     from gencli.training.engine import TrainConfig, train
 

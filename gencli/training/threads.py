@@ -174,8 +174,7 @@ class ThreadPolicy:
             return cls(n, f"{_cores(cores)}, load average {load:.1f}", adaptive=False, cores=cores)
         time.sleep(sample_s)
         after = sample_cpus(cpus)
-        busy = others_busy(before, after, len(cpus)) if after else None
-        busy = min(busy or 0.0, float(cores))
+        busy = _within(others_busy(before, after, len(cpus)) if after else 0.0, cores, len(cpus))
         n = choose_threads(cores, busy)
         torch.set_num_threads(n)
         return cls(n, f"{_cores(cores)}, {busy:.1f} busy", adaptive=True, cores=cores, cpus=cpus, _last=after)
@@ -191,7 +190,7 @@ class ThreadPolicy:
         self._last = now
         if busy is None:
             return False
-        busy = min(busy, float(self.cores))
+        busy = _within(busy, self.cores, len(self.cpus))
         n = choose_threads(self.cores, busy, current=self.chosen)
         if n == self.chosen:
             return False
@@ -215,6 +214,15 @@ class ThreadPolicy:
         if self.change_count > len(self.changes):
             out["change_count"] = self.change_count
         return out
+
+
+def _within(busy: float | None, cores: int, cpus: int) -> float:
+    """Return how much of a quota of ``cores`` (out of ``cpus`` CPUs) others' ``busy`` cores take away.
+
+    Under a CPU quota smaller than the CPUs it may run on, a process competes with others only
+    once they leave it fewer idle CPUs than its quota.
+    """
+    return min(float(cores), max(0.0, (busy or 0.0) - (cpus - cores)))
 
 
 def _cores(n: int) -> str:
