@@ -104,6 +104,10 @@ def train_once(threads: int | None, seconds: float, work: Path, env: dict[str, s
         first = len(rows(out / "metrics.jsonl"))
         time.sleep(seconds)
         logged = rows(out / "metrics.jsonl")
+        late = time.monotonic() + 300
+        while len(logged) <= first and time.monotonic() < late:  # a very slow setting: wait for one interval
+            time.sleep(0.2)
+            logged = rows(out / "metrics.jsonl")
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=600)
     finally:
@@ -113,7 +117,7 @@ def train_once(threads: int | None, seconds: float, work: Path, env: dict[str, s
             proc.wait()
     window = logged[first:]
     if not window:
-        raise RuntimeError(f"no log interval completed within {seconds} s; give more --seconds")
+        raise RuntimeError("no log interval completed within 300 s")
     info = json.loads((out / "run.json").read_text())
     batch = info["training"]["batch_size"]
     images = [(b["step"] - a["step"]) * batch for a, b in zip(logged[first - 1:], window)]
