@@ -100,7 +100,7 @@ def train_once(threads: int | None, seconds: float, work: Path, env: dict[str, s
             if time.monotonic() > deadline:
                 raise RuntimeError("no log line within 300 s")
             time.sleep(0.05)
-        competitors = start_competitors(join, seconds + 60)
+        competitors = start_competitors(join, seconds + 400)
         first = len(rows(out / "metrics.jsonl"))
         time.sleep(seconds)
         logged = rows(out / "metrics.jsonl")
