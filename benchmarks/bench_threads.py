@@ -147,7 +147,7 @@ def run(seconds: float, rounds: int) -> dict:
         for name, competing, joins in CONDITIONS:
             background = others_busy()
             load_before = os.getloadavg()[0]
-            block = rounds * len(settings) * (seconds + 30) + 120
+            block = rounds * len(settings) * (seconds + 330) + 120  # stopped when the condition ends
             procs = [] if joins else start_competitors(competing, block)
             time.sleep(1.0 if procs else 0.0)
             speeds: dict[str, list[float]] = {s: [] for s, _ in settings}
