@@ -55,7 +55,7 @@ def variants(base: nn.Module) -> dict:
         return lambda x: net(x)
 
     def passes(net, size):
-        return lambda x: torch.cat([net(x[i : i + size]) for i in range(0, len(x), size)])
+        return lambda x: torch.cat([net(part) for part in x.tensor_split(-(-len(x) // size))])
 
     return {
         "pytorch-fid's network (batch norms, NCHW)": whole(base),

@@ -89,7 +89,7 @@ def test_fid_through_the_optimised_inception_equals_pytorch_fids_to_1e_4(tmp_pat
     save_images(to_float(real), tmp_path / "real")
     save_images(to_float(fake), tmp_path / "fake")
 
-    # passes of 4 images within batches of 10: the split and the join are exercised too
+    # passes of at most 4 images within batches of 10: the split and the join are exercised too
     monkeypatch.setattr(InceptionFeatures, "cpu_batch", 4)
     ctx = EvalContext(Replay(fake), ImageData("shapes", "images", real), n=n, batch_size=n, progress=False)
     ours = FID().compute(ctx)["fid"]
