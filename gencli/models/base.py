@@ -121,6 +121,10 @@ class Model:
     capability_hints: ClassVar[dict[str, str]] = {}
     # Hyperparameters that make the model tiny for tests (the conformance kit applies them).
     test_overrides: ClassVar[dict[str, Any]] = {}
+    # Whether a trained model loaded on the CPU keeps its networks channels-last: oneDNN's
+    # convolutions work in that layout and reorder NCHW tensors on every call
+    # (benchmarks/bench_inference.py). A family whose networks run slower so sets it False.
+    cpu_channels_last: ClassVar[bool] = True
 
     @classmethod
     def eval_options(cls) -> type:
@@ -397,6 +401,17 @@ class Model:
 
     def eval(self) -> "Model":
         return self.train(False)
+
+    def prepare_inference(self) -> "Model":
+        """Lay the networks out for generating on their device; called when a trained model is loaded.
+
+        Only the memory layout changes, so outputs differ from the training layout's by float
+        rounding at most; checkpoints are written contiguous whatever the layout.
+        """
+        if self.device.type == "cpu" and self.cpu_channels_last:
+            for net in self.nets.values():
+                net.to(memory_format=torch.channels_last)
+        return self
 
     def parameter_count(self) -> dict[str, int]:
         return {k: sum(p.numel() for p in v.parameters()) for k, v in self.nets.items()}

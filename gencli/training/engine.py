@@ -40,6 +40,7 @@ from gencli.training import distributed as dist_util
 from gencli.training import settings
 from gencli.training.intervals import EPOCH_SUFFIX, interval_steps
 from gencli.training.lock import RunLock
+from gencli.training.threads import ThreadPolicy
 
 DEFAULT_DATA = {"images": "shapes", "labelled": "shapes", "paired": "shapes-paired", "unpaired": "shapes-unpaired"}
 PRECISIONS = settings.PRECISIONS
@@ -633,6 +634,8 @@ def _train(config: TrainConfig, display, info_dist: dist_util.DistInfo, device: 
         info.setdefault("resumes", []).append({"step": model.step, "device": str(device), "changed": plan.changes,
                                                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
+    # measured last, so the load it sees is the one training starts into
+    threads = ThreadPolicy.start(device.type, info_dist.world_size)
     run_dir = plan.run_dir
     if info_dist.is_main:
         if run_dir is None:
@@ -643,14 +646,15 @@ def _train(config: TrainConfig, display, info_dist: dist_util.DistInfo, device: 
         info["status"] = "running"
         info["total_steps"] = total
         info["device"] = str(device)
-        info["threads"] = torch.get_num_threads()
+        info["threads"] = threads.chosen
+        info["thread_choice"] = threads.record()
         info["world_size"] = info_dist.world_size
         write_run_info(run_dir, info)
     run_dir = Path(dist_util.broadcast_object(str(run_dir) if run_dir else None, info_dist))
 
     preview_inputs = model.preview_inputs(_preview_data(plan, model), t.get("sample_count", config.sample_count), t["seed"])
     probe = _quality_probe(plan, model) if info_dist.is_main else None
-    loop = _Loop(model, stream, run_dir, info, total, info_dist, config, preview_inputs, probe)
+    loop = _Loop(model, stream, run_dir, info, total, info_dist, config, preview_inputs, probe, threads)
     loop.tracker.restore(window, device)
     try:
         loop.run(epoch, batch_index, display)
@@ -691,8 +695,10 @@ def compile_networks(model: Model) -> bool:
 class _Loop:
     """The training loop and what it writes at its intervals."""
 
-    def __init__(self, model, stream, run_dir, info, total, dist_info, config, preview_inputs, probe=None) -> None:
+    def __init__(self, model, stream, run_dir, info, total, dist_info, config, preview_inputs, probe=None,
+                 threads: ThreadPolicy | None = None) -> None:
         self.model, self.stream, self.run_dir, self.info = model, stream, run_dir, info
+        self.threads = threads
         self.total, self.dist, self.config = total, dist_info, config
         self.preview_inputs = preview_inputs
         t = info["training"]
@@ -750,6 +756,12 @@ class _Loop:
                 self.tensorboard.log_losses(self.model.step, losses, rate)
             if display is not None:
                 display.update(self.model.step, self.epoch, losses, rate, eta, force=self.model.step >= self.total)
+        # the interval just trained is the load sample: reading it costs two small file reads
+        if self.threads is not None and self.threads.recheck(self.model.step):
+            change = self.threads.changes[-1]
+            self.info["thread_choice"] = self.threads.record()
+            if display is not None and self.dist.is_main:
+                display.note(f"CPU threads {change['from']} -> {change['threads']} ({change['reason']})")
 
     def sample(self, display) -> None:
         if not self.dist.is_main:
