@@ -103,7 +103,7 @@ def report(rows: list[dict], variants: list[str], info: dict, rounds: int, argv:
         "",
         ("What `gencli sample` and `gencli translate` call, `model.sample(n)` (DDIM with 10 steps for `ddpm`) or "
          "`model.translate(x)`, on networks as initialised, in eval mode under `torch.no_grad`; eager NCHW is the "
-         "naive loop around the generator and what gencli runs; channels-last converts the networks' weights"
+         "naive loop around the generator (what gencli ran before loading models channels-last); channels-last converts the networks' weights"
          + (", compile is `torch.compile` of each network, timed after its compilation (the first call's seconds in "
             "brackets)" if "compile" in variants else "")
          + f". Median images/s over {rounds} rounds, variants in rotated order."),

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from results import machine, publish  # benchmarks/results.py, beside this script
 
-CONDITIONS = [("idle", 0, False), ("1 competing process", 1, False), ("2 competing processes", 2, False),
+CONDITIONS = [("no competing process", 0, False), ("1 competing process", 1, False), ("2 competing processes", 2, False),
               ("1 competing process from the first log line", 1, True)]
 SPIN = "import time, sys\nend = time.time() + float(sys.argv[1])\nwhile time.time() < end:\n    pass\n"
 

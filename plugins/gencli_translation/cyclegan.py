@@ -106,6 +106,8 @@ class CycleGAN(TranslationModel):
     data = "unpaired"
     Hyperparameters: ClassVar[type] = CycleGANHyperparameters
     defaults = TrainDefaults(image_size=32, channels=3, batch_size=4, steps=300, sample_every=50, checkpoint_every=100)
+    # Its instance norms made channels-last translation slower on the CPU (benchmarks/bench_inference.py).
+    cpu_channels_last = False
 
     def __init__(self, hp: CycleGANHyperparameters, *args: Any, **kwargs: Any) -> None:
         # One history of generated images per discriminator; saved by ``extra_state``.
