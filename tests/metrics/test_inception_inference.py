@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from replay_model import Replay
 from torch import nn
 
 from gencli.data.base import DataRequest, ImageData, to_float
@@ -57,25 +58,6 @@ def random_fid_weights(tmp_path, monkeypatch):
     path.parent.mkdir(parents=True)
     torch.save(_randomise(fid_inception_architecture()).state_dict(), path)
     return path
-
-
-class Replay:
-    """A stand-in model whose samples are given images, in order."""
-
-    name, conditional, num_classes, classes = "replay", False, 0, []
-
-    def __init__(self, images: torch.Tensor) -> None:
-        self.images, self.at = to_float(images), 0
-        self.image_shape = tuple(images.shape[1:])
-        self.device = torch.device("cpu")
-
-    def eval(self):
-        return self
-
-    def sample(self, n, labels=None, generator=None):
-        out = self.images[self.at : self.at + n]
-        self.at += n
-        return out
 
 
 @pytest.mark.slow  # about 15 s on one core: 40 Inception passes at 299 px

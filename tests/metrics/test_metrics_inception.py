@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from replay_model import Replay
 from torch import nn
 
 from gencli.data.base import DataRequest, to_float
@@ -12,25 +13,6 @@ from gencli.metrics import inception
 from gencli.metrics.context import EvalContext
 from gencli.metrics.fid import FID
 from gencli.metrics.inception import WEIGHTS_FILE, WEIGHTS_URL, fid_inception_architecture, find_weights, load_fid_inception
-
-
-class Replay:
-    """A stand-in model whose samples are given images, in order."""
-
-    name, conditional, num_classes, classes = "replay", False, 0, []
-
-    def __init__(self, images: torch.Tensor) -> None:
-        self.images, self.at = to_float(images), 0
-        self.image_shape = tuple(images.shape[1:])
-        self.device = torch.device("cpu")
-
-    def eval(self):
-        return self
-
-    def sample(self, n, labels=None, generator=None):
-        out = self.images[self.at : self.at + n]
-        self.at += n
-        return out
 
 
 def _random_weights(path):
