@@ -154,3 +154,34 @@ def test_run_json_keeps_the_latest_changes_and_counts_them_all(monkeypatch):
     rec = policy.record()
     assert rec["chosen"] == 2 and rec["change_count"] == 80 and len(rec["changes"]) == 5
     assert rec["changes"][-1]["step"] == 79
+
+
+@pytest.fixture
+def keep_torch_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_inference_commands_take_one_thread_per_free_core_too(monkeypatch, keep_torch_threads):
+    from gencli.cli.common import inference_device
+
+    _fake_counters(monkeypatch, [1.0])
+    assert inference_device("cpu") == "cpu" and torch.get_num_threads() == 1
+    _fake_counters(monkeypatch, [0.0])
+    assert inference_device("cpu") == "cpu" and torch.get_num_threads() == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # gencli --threads 1
+    inference_device("cpu")
+    assert torch.get_num_threads() == 1
+
+
+def test_gencli_sample_on_a_busy_machine_runs_on_the_free_core(cli, tmp_path, monkeypatch, keep_torch_threads):
+    from gencli.training.engine import TrainConfig, train
+
+    run = train(TrainConfig(model="vae", data="shapes", steps=2, image_size=16, batch_size=8, log_every=2,
+                            overrides={"widths": "8,16"}, quiet=True, out=tmp_path / "run", device="cpu"))
+    torch.set_num_threads(2)
+    _fake_counters(monkeypatch, [1.0])  # another process keeps one of the two cores busy
+    result = cli("sample", run, "--n", "4", "--device", "cpu", "--out", tmp_path / "s.png")
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "s.png").exists() and torch.get_num_threads() == 1

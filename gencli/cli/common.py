@@ -99,13 +99,26 @@ LabelOpt = Annotated[Optional[str], typer.Option(
 
 
 # ------------------------------------------------------------------ runs and outputs
+def inference_device(device: str = "auto") -> str:
+    """Resolve ``--device``; on the CPU also take one thread per free core, as training does.
+
+    Sampling, translating and evaluating on a shared machine suffer from torch's one thread per
+    core as much as training does (``gencli.training.threads``); ``gencli --threads N`` still wins.
+    """
+    from gencli.training.engine import resolve_device
+    from gencli.training.threads import ThreadPolicy
+
+    resolved = resolve_device(device)
+    ThreadPolicy.start(resolved.type)
+    return str(resolved)
+
+
 def open_run(ref: str, device: str = "auto") -> tuple["Run", Any]:
     """Return (run, its trained model on ``device``)."""
     from gencli.runs import Run
-    from gencli.training.engine import resolve_device
 
     run = Run.open(ref)
-    return run, run.load_model(device=str(resolve_device(device)))
+    return run, run.load_model(device=inference_device(device))
 
 
 def output_file(out: Path | None, run: "Run", kind: str, suffix: str = ".png") -> Path:

@@ -17,6 +17,7 @@ from gencli.cli.common import (
     complete_runs,
     examples,
     handle_errors,
+    inference_device,
     model_options,
     one_label,
 )
@@ -70,7 +71,6 @@ def eval_(
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     from gencli.runs import Run
-    from gencli.training.engine import resolve_device
 
     run = Run.open(runs[0])
     cls = run.model_class()
@@ -80,7 +80,7 @@ def eval_(
         probe = _LabelProbe(cls, run.classes)
         index = one_label(probe, label)
     result = ev.evaluate(run.dir, [m.strip() for m in metrics.split(",")] if metrics else None, n, data, split,
-                         batch_size, str(resolve_device(device)), fid_weights, features, classifier, index, seed,
+                         batch_size, inference_device(device), fid_weights, features, classifier, index, seed,
                          sample_options=options)
     if json_out:
         print(json.dumps(result, indent=2, default=str))

@@ -806,6 +806,8 @@ class _Loop:
         row = {"step": model.step, "epoch": self.epoch, "quality": {k: round(v, 6) for k, v in values.items()},
                "train_s": round(seconds, 2), "eval_s": round(time.perf_counter() - began, 2)}
         append_line(self.run_dir / METRICS_FILE, json.dumps(row))
+        if self.tensorboard is not None:
+            self.tensorboard.log_quality(model.step, values)
         if display is not None:
             display.note(f"quality at step {model.step}: {summary(values)}")
 

@@ -1,4 +1,4 @@
-"""TensorBoard logging for ``gencli train --tensorboard``: the logged losses and the sample grids.
+"""TensorBoard logging for ``gencli train --tensorboard``: losses, quality probes and sample grids.
 
 The run directory stays the record of a run (``metrics.jsonl``, ``samples/``); TensorBoard gets
 the same values under ``RUN/tensorboard/`` for live curves across runs (``tensorboard --logdir
@@ -77,6 +77,11 @@ class TensorBoardLogger:
         for name, value in results.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 self.writer.add_scalar(f"eval/{name}", float(value), step)
+
+    def log_quality(self, step: int, values: dict[str, float]) -> None:
+        """Write the quality probe's scores (``--eval-every``: FID, accuracy, per class) as ``quality/<name>``."""
+        for name, value in values.items():
+            self.writer.add_scalar(f"quality/{name}", float(value), step)
 
     def flush(self) -> None:
         self.writer.flush()

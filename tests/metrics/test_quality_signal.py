@@ -161,6 +161,21 @@ def test_eval_every_logs_fid_and_per_class_accuracy_and_draws_them(tmp_path, dig
     assert (run / "losses.png").stat().st_size > 1000
 
 
+def test_the_quality_curve_reaches_tensorboard_at_the_probes_steps(tmp_path, digits, judges):
+    pytest.importorskip("tensorboard", reason="tensorboard is optional: pip install 'gencli[tensorboard]'")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = train(tiny("cgan", digits, tmp_path / "run", eval_every=2, eval_n=16, eval_features=judges["features"],
+                     eval_classifier=judges["reader"], tensorboard=True))
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    rows = quality_rows(run)
+    for key in ("fid", "accuracy", "accuracy/d0"):
+        logged = events.Scalars(f"quality/{key}")
+        assert [e.step for e in logged] == [r["step"] for r in rows] == [0, 2, 4]
+        assert [e.value for e in logged] == pytest.approx([r["quality"][key] for r in rows], rel=1e-5)
+
+
 def test_probing_does_not_change_the_training_trajectory(tmp_path, digits, judges):
     plain = train(tiny("dcgan", digits, tmp_path / "plain", log_every=1))
     probed = train(tiny("dcgan", digits, tmp_path / "probed", log_every=1, eval_every=1, eval_n=8,
