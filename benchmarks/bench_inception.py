@@ -7,7 +7,8 @@ runs once untimed, then ``--rounds`` times in rotated order:
 - pytorch-fid's network as it is published: batch norms, NCHW, one pass over all images;
 - batch norms folded into the convolutions;
 - folded, channels-last;
-- folded, channels-last, passes of 16 images: what `gencli eval` runs (``InceptionFeatures``).
+- folded, channels-last, in passes of ``--passes`` images each (gencli's pass size,
+  ``InceptionFeatures.cpu_batch``, marked), to tune the pass size to the machine's cache.
 Weights: pytorch-fid's real ones when torch's cache holds them, otherwise random (He-initialised
 convolutions, batch norms with random statistics, so folding them is exercised); the work is the same.
 """
@@ -44,7 +45,8 @@ def network() -> tuple[nn.Module, str]:
     return FIDInception(net).eval(), "random (same architecture)"
 
 
-def variants(base: nn.Module) -> dict:
+def variants(base: nn.Module, pass_sizes: list[int], n: int) -> dict:
+    from gencli.metrics.features import InceptionFeatures
     from gencli.metrics.inception import fold_batchnorm
 
     folded = fold_batchnorm(copy.deepcopy(base))
@@ -56,17 +58,21 @@ def variants(base: nn.Module) -> dict:
     def passes(net, size):
         return lambda x: torch.cat([net(part) for part in x.tensor_split(-(-len(x) // size))])
 
-    return {
+    out = {
         "pytorch-fid's network (batch norms, NCHW)": whole(base),
         "batch norms folded": whole(folded),
-        "folded, channels-last": whole(last),
-        "folded, channels-last, passes of 16 (gencli)": passes(last, 16),
+        f"folded, channels-last, one pass of {n}": whole(last),
     }
+    for size in pass_sizes:
+        if size < n:
+            gencli = " (gencli)" if size == InceptionFeatures.cpu_batch else ""
+            out[f"folded, channels-last, passes of {size}{gencli}"] = passes(last, size)
+    return out
 
 
-def run(n: int, rounds: int) -> dict:
+def run(n: int, rounds: int, pass_sizes: list[int]) -> dict:
     base, weights = network()
-    runs = variants(base)
+    runs = variants(base, pass_sizes, n)
     x = torch.rand(n, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     names = list(runs)
     times: dict[str, list[float]] = {k: [] for k in names}
@@ -82,7 +88,7 @@ def run(n: int, rounds: int) -> dict:
             print(f"round {r + 1}: " + ", ".join(f"{times[k][-1]:.0f}" for k in names), flush=True)
     ref = out[names[0]]
     diff = {k: float((v - ref).abs().max() / ref.abs().max()) for k, v in out.items()}
-    return {"n": n, "rounds": rounds, "weights": weights, "ms": {k: statistics.median(v) for k, v in times.items()},
+    return {"n": n, "rounds": rounds, "passes": pass_sizes, "weights": weights, "ms": {k: statistics.median(v) for k, v in times.items()},
             "diff": diff, **machine("cpu")}
 
 
@@ -93,7 +99,8 @@ def report(r: dict) -> str:
     return "\n".join([
         "## FID Inception on the CPU",
         "",
-        f"`python benchmarks/bench_inception.py --images {r['n']} --rounds {r['rounds']}`",
+        f"`python benchmarks/bench_inception.py --images {r['n']} --rounds {r['rounds']} "
+        f"--passes {','.join(map(str, r['passes']))}`",
         "",
         machine_line(r),
         "",
@@ -112,9 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=48)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--passes", default="4,8,16,24", help="pass sizes to time (comma-separated)")
     parser.add_argument("--write", type=Path, default=None, help="also write the section into this Markdown file")
     args = parser.parse_args(argv)
-    publish(report(run(args.images, args.rounds)), args.write)
+    publish(report(run(args.images, args.rounds, [int(v) for v in args.passes.split(",")])), args.write)
     return 0
 
 

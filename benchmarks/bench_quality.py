@@ -264,8 +264,12 @@ def evaluate_run(name: str, run_dir: Path, options: dict, judges: dict, n: int) 
 
 
 # ======================================================================================== the reference
-def run_reference(train, judges: dict, n: int, minutes: float, eval_every: int, seed: int) -> dict:
-    """PyTorch's DCGAN example on the same digits for ``minutes`` of training; FID every ``eval_every`` steps."""
+def run_reference(train, judges: dict, n: int, minutes: float, eval_every: int, seed: int,
+                  samples: Path | None = None) -> dict:
+    """PyTorch's DCGAN example on the same digits for ``minutes`` of training; FID every ``eval_every`` steps.
+
+    ``samples``: where to save a grid of its last probe's images (as the judge saw them).
+    """
     sys.path.insert(0, str(Path(__file__).parent))
     from reference_impl import DCGANReference
 
@@ -289,7 +293,10 @@ def run_reference(train, judges: dict, n: int, minutes: float, eval_every: int, 
             for lo in range(0, n, 64):
                 x = ref.netG(noise[lo:lo + 64]).mean(1, keepdim=True)
                 fakes.append(to_uint8(nn.functional.interpolate(x, size=SIZE, mode="bilinear", antialias=True)))
-        return fid_from_features(real, extract(judge, torch.cat(fakes), 250, "cpu", progress=False))
+        last["images"] = torch.cat(fakes)
+        return fid_from_features(real, extract(judge, last["images"], 250, "cpu", progress=False))
+
+    last: dict[str, torch.Tensor] = {}
 
     curve = [{"step": 0, "minutes": 0.0, "fid": score()}]
     spent, step = 0.0, 0
@@ -301,6 +308,10 @@ def run_reference(train, judges: dict, n: int, minutes: float, eval_every: int, 
         step += eval_every
         curve.append({"step": step, "minutes": spent / 60, "fid": score()})
     ref.close()
+    if samples is not None:  # what the judge saw last, to look at
+        from gencli.media.images import save_grid
+
+        save_grid(last["images"][:64].float().div(127.5).sub(1), samples, nrow=8)
     return {"name": "reference DCGAN (PyTorch example)", "curve": curve,
             "params": ref.parameter_counts(), "steps": step}
 
@@ -328,7 +339,7 @@ def worst_class(point: dict) -> tuple[str, float] | None:
     return name, per_class[name]
 
 
-def plot_race(results: list[dict], floor: float, threshold: float, path: Path) -> Path:
+def plot_race(results: list[dict], floor: float, thresholds: list[float], path: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -339,7 +350,9 @@ def plot_race(results: list[dict], floor: float, threshold: float, path: Path) -
         pts = [p for p in r["curve"] if p.get("fid") is not None]
         ax.plot([p["minutes"] for p in pts], [p["fid"] for p in pts], marker="o", markersize=3, label=r["name"])
     ax.axhline(floor, color="black", lw=1, ls=":", label=f"real-data floor {floor:.2f}")
-    ax.axhline(threshold, color="grey", lw=1, ls="--", label=f"race line {threshold:.2f}")
+    for threshold in thresholds:
+        ax.axhline(threshold, color="grey", lw=0.8, ls="--")
+    ax.plot([], [], color="grey", lw=0.8, ls="--", label="race lines " + ", ".join(f"{t / floor:g}x" for t in thresholds))
     ax.set_yscale("log")
     ax.set_xlabel("training minutes (CPU, probes excluded)")
     ax.set_ylabel("FID, digit features (log)")
@@ -442,17 +455,20 @@ def report(r: dict) -> str:
                         for p in res["curve"])
         lines.append(f"- {res['name']}: {pts}")
     if r.get("reference"):
-        ref, threshold = r["reference"], r["race_fid"]
-        lines += ["", f"Race to FID {threshold:.2f} ({threshold / floor:.1f}x the floor), reference DCGAN loop against "
-                  "gencli's default `dcgan`, same data, same judge; minutes of training only (gencli's include its "
-                  "checkpoint and sample-grid writes, the reference's its per-step `.item()` reads); "
-                  f"figure: `{r['race_figure']}`.", "",
-                  "| side | reached at (min) | best FID | at (min) | steps run |", "|---|---:|---:|---:|---:|"]
+        ref = r["reference"]
+        thresholds = r.get("race_fids") or [r["race_fid"]]
+        lines += ["", "Race: minutes until the FID first falls to each line (a multiple of the floor), the reference "
+                  "DCGAN loop against gencli's default `dcgan`, same data, same judge; minutes of training only "
+                  "(gencli's include its checkpoint and sample-grid writes, the reference's its per-step `.item()` "
+                  f"reads); figure: `{r['race_figure']}`.", "",
+                  "| side | steps run | best FID | at (min) | " + " | ".join(
+                      f"to {t:.1f} ({t / floor:g}x)" for t in thresholds) + " |",
+                  "|---|---:|---:|---:|" + "---:|" * len(thresholds)]
         for side in [*[x for x in r["runs"] if x["model"] == "dcgan" and not x.get("trained_elsewhere")], ref]:
             best = min(trained(side["curve"]), key=lambda p: p["fid"])
-            reach = minutes_to(side["curve"], "fid", threshold)
-            lines.append(f"| {side['name']} | {'not reached' if reach is None else f'{reach:.1f}'} | "
-                         f"{best['fid']:.2f} | {best['minutes']:.1f} | {side['steps']} |")
+            reached = [minutes_to(side["curve"], "fid", t) for t in thresholds]
+            lines.append(f"| {side['name']} | {side['steps']} | {best['fid']:.2f} | {best['minutes']:.1f} | "
+                         + " | ".join("not reached" if m is None else f"{m:.1f} min" for m in reached) + " |")
     lines += ["", *reading(r), ""]
     return "\n".join(lines)
 
@@ -519,7 +535,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=1000, help="images generated per probe")
     parser.add_argument("--reference", action="store_true", help="also race the reference DCGAN loop")
     parser.add_argument("--reference-minutes", type=float, default=10.0)
-    parser.add_argument("--race-fid", type=float, default=3.0, help="race line, as a multiple of the floor")
+    parser.add_argument("--race-fid", default="20,10,5,3",
+                        help="race lines, as multiples of the floor (comma-separated)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--write", type=Path, default=None, help="also write the section into this Markdown file")
     parser.add_argument("--prepare", action="store_true",
@@ -574,15 +591,18 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
         runs.append(res)
     result = {"argv": argv, "machine": machine(), "load_start": info_start, "counts": counts, "judges": judges,
-              "floor": floor, "n": args.n, "runs": runs, "race_fid": args.race_fid * floor}
+              "floor": floor, "n": args.n, "runs": runs,
+              "race_fids": [float(m) * floor for m in args.race_fid.split(",") if m.strip()]}
     if args.reference:
         dcgans = [x for x in runs if x["model"] == "dcgan" and not x.get("trained_elsewhere")]  # same machine state
         every = max(1, (dcgans[0]["steps"] // args.evals) if dcgans else 100)
-        result["reference"] = run_reference(train, judges, args.n, args.reference_minutes, every, args.seed)
+        grid_path = args.work / "reference-samples.png"
+        result["reference"] = run_reference(train, judges, args.n, args.reference_minutes, every, args.seed, grid_path)
+        print(f"reference samples: {grid_path}")
         ref_last = result["reference"]["curve"][-1]
         print(f"reference: {result['reference']['steps']} steps, {ref_last['minutes']:.1f} min, FID {ref_last['fid']:.2f}")
         figure = Path(__file__).parent / "figures" / "quality-race.png"
-        plot_race([*dcgans, result["reference"]], floor, result["race_fid"], figure)
+        plot_race([*dcgans, result["reference"]], floor, result["race_fids"], figure)
         result["race_figure"] = str(figure.relative_to(Path(__file__).parent.parent))
     result["machine"] = machine()  # the load at the end
     (args.work / "result.json").write_text(json.dumps(result, indent=1, default=str))

@@ -32,7 +32,7 @@ def main_options(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only results and errors.")] = False,
     threads: Annotated[Optional[int], typer.Option(
         "--threads", min=1, metavar="N", show_default=False,
-        help="CPU threads for torch's operators, fixed (default: training takes one per free core and follows the load).")] = None,
+        help="CPU threads for torch's operators, fixed (default: one per free core; training also follows the load).")] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")] = False,
 ) -> None:
     """Train and use generative image models: VAEs, GANs, image translation and diffusion."""

@@ -39,7 +39,9 @@ def translate(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder.", show_default="RUN/translated")] = None,
     side_by_side: Annotated[bool, typer.Option("--side-by-side", help="Write input | output pairs.")] = False,
     resize_back: Annotated[bool, typer.Option("--resize-back", help="Resize outputs back to each input's size.")] = False,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Images per batch.")] = 16,
+    batch_size: Annotated[Optional[int], typer.Option(
+        "--batch-size", help="Images per batch.",
+        show_default="16, fewer for large images on the CPU where the model asks")] = None,
     device: DeviceOpt = "auto",
 ) -> None:
     """Translate images with a trained image-to-image model."""
@@ -108,7 +110,7 @@ def translate_paths(
     out: Path,
     side_by_side: bool = False,
     resize_back: bool = False,
-    batch_size: int = 16,
+    batch_size: int | None = None,
     image_size: int | None = None,
     channels: int | None = None,
     device: torch.device | str | None = None,
@@ -117,7 +119,8 @@ def translate_paths(
     """Translate the images of ``inputs`` (files or folders) into ``out``; return the written paths.
 
     Folders contribute the image files directly inside them, by extension. Nothing is written
-    until every input has been found and checked to be a readable image.
+    until every input has been found and checked to be a readable image. ``batch_size`` None:
+    16 images a batch, or fewer where the model limits its CPU batches (``cpu_batch_pixels``).
     """
     import torch
 
@@ -127,10 +130,12 @@ def translate_paths(
 
     require_capability(type(model), "translate", "translate images")
     check_direction(model, direction)
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     channels = channels or model.channels
     image_size = image_size or model.image_size
+    if batch_size is None:
+        batch_size = model.inference_batch(16, image_size, image_size)
     device = torch.device(device) if device is not None else model.device
     out = Path(out).expanduser()
     if out.exists() and not out.is_dir():

@@ -51,9 +51,9 @@ class InceptionFeatures(FeatureExtractor):
 
     dims = FEATURE_DIMS
     # Images per Inception pass on the CPU. One image's activations at 299 px are several MB, so
-    # a pass over many images streams every layer's output through memory; from 8 to about 25
-    # images a pass the time per image was flat on one thread, at 50 it was 10% slower
-    # (benchmarks/bench_inception.py compares passes of 16 with one pass over all images).
+    # a pass over many images streams every layer's output through memory. On an idle 2-core
+    # machine passes of 4 to 16 images were within 3% of each other per image, 24 was 6% slower
+    # and one pass of 48 14% slower (benchmarks/bench_inception.py --passes 4,8,16,24).
     cpu_batch = 16
 
     def __init__(self, weights: str | os.PathLike | None = None) -> None:

@@ -125,6 +125,11 @@ class Model:
     # convolutions work in that layout and reorder NCHW tensors on every call
     # (benchmarks/bench_inference.py). A family whose networks run slower so sets it False.
     cpu_channels_last: ClassVar[bool] = True
+    # The most pixels (images x height x width) one inference call should hold on the CPU, for
+    # networks whose activations outgrow the cache in larger batches and run slower per image
+    # (benchmarks/bench_translate.py); `gencli translate` batches by it unless --batch-size is
+    # given. None: no limit.
+    cpu_batch_pixels: ClassVar[int | None] = None
 
     @classmethod
     def eval_options(cls) -> type:
@@ -402,6 +407,13 @@ class Model:
     def eval(self) -> "Model":
         return self.train(False)
 
+    def eager_networks(self) -> set[str]:
+        """Return the networks ``--compile`` must leave eager: those whose training loss is built from
+        their own gradients (gradient penalties, R1, path-length regularisation). torch.compile's
+        autograd cannot differentiate twice, so such a network compiled would fail at its first
+        penalty step. The default: none."""
+        return set()
+
     def prepare_inference(self) -> "Model":
         """Lay the networks out for generating on their device; called when a trained model is loaded.
 
@@ -412,6 +424,13 @@ class Model:
             for net in self.nets.values():
                 net.to(memory_format=torch.channels_last)
         return self
+
+    def inference_batch(self, largest: int, height: int, width: int) -> int:
+        """Return how many images of ``height`` x ``width`` one inference call takes: at most ``largest``,
+        and on the CPU within ``cpu_batch_pixels`` (never fewer than one)."""
+        if self.device.type != "cpu" or not self.cpu_batch_pixels:
+            return largest
+        return max(1, min(largest, self.cpu_batch_pixels // max(1, height * width)))
 
     def parameter_count(self) -> dict[str, int]:
         return {k: sum(p.numel() for p in v.parameters()) for k, v in self.nets.items()}

@@ -610,7 +610,7 @@ def _train(config: TrainConfig, display, info_dist: dist_util.DistInfo, device: 
         for net in model.nets.values():
             net.to(memory_format=torch.channels_last)
     if config.compile:
-        compile_networks(model)
+        compile_networks(model, config.quiet)
 
     load_size = info["data"].get("load_size")
     stream = BatchStream(plan.data, t["batch_size"], device, t["seed"], info_dist.rank, info_dist.world_size,
@@ -664,7 +664,7 @@ def _train(config: TrainConfig, display, info_dist: dist_util.DistInfo, device: 
     return run_dir
 
 
-def compile_networks(model: Model) -> bool:
+def compile_networks(model: Model, quiet: bool = False) -> bool:
     """``torch.compile`` each network in place; warn in one line and stay eager where that cannot work.
 
     ``nn.Module.compile`` is lazy: a missing backend (no C++ compiler for CPU code, no Triton for
@@ -687,8 +687,15 @@ def compile_networks(model: Model) -> bool:
         warn(f"--compile unavailable on {model.device.type} ({type(exc).__name__}: {reason}); training without it")
         return False
     torch._dynamo.config.suppress_errors = True  # a graph the backend cannot take runs eagerly
-    for net in model.nets.values():
-        net.compile()
+    eager = model.eager_networks()
+    for name, net in model.nets.items():
+        if name not in eager:
+            net.compile()
+    if eager:
+        from gencli.ui.console import info
+
+        info(f"--compile leaves {', '.join(sorted(eager))} eager: {model.name} trains {'them' if len(eager) > 1 else 'it'} "
+             "through gradients of gradients, which torch.compile cannot differentiate", quiet)
     return True
 
 

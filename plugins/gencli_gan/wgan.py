@@ -97,6 +97,10 @@ class WGANGP(DCGAN):
     def real_target(self) -> float:
         return 1.0
 
+    def eager_networks(self) -> set[str]:
+        """The critic's gradient penalty differentiates through its gradients: it stays eager under --compile."""
+        return {"D"} if self.hp.lambda_gp > 0 else set()
+
     def discriminator_penalty(self, real_in, fake_in, labels, logs: dict) -> torch.Tensor | None:
         if self.hp.lambda_gp == 0:
             return None

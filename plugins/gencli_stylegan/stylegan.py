@@ -537,6 +537,12 @@ class StyleGAN(Model):
             ws = torch.cat([ws[:, :cutoff], mixed[:, cutoff:]], dim=1)
         return ws
 
+    def eager_networks(self) -> set[str]:
+        """R1 differentiates through D's gradients and path-length regularisation through G's: those
+        stay eager under --compile (the EMA generator only samples, so it compiles)."""
+        eager = {"D"} if self.hp.r1_gamma != 0 else set()
+        return eager | ({"G"} if self.hp.pl_weight > 0 else set())
+
     def _r1_gamma(self, batch_size: int) -> float:
         if self.hp.r1_gamma is not None:
             return self.hp.r1_gamma

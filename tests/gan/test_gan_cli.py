@@ -204,3 +204,27 @@ def test_a_resumed_wgan_matches_an_uninterrupted_run_when_a_step_spans_two_epoch
     assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
     final = torch.load(part / "checkpoints" / "step-00000009" / "state.pt", weights_only=True)
     assert (final["epoch"], final["batch_in_epoch"]) == (1, 7)
+
+
+@pytest.mark.slow
+def test_wgan_gp_trains_under_compile_with_its_critic_left_eager(cli, tmp_path):
+    # The gradient penalty differentiates through the critic's gradients, which torch.compile's
+    # autograd cannot: a compiled critic failed at the first penalty with a RuntimeError.
+    result = cli(*train_args("wgan-gp", tmp_path / "run"), "--compile")
+    assert result.exit_code == 0, result.stderr
+    assert "--compile leaves D eager: wgan-gp" in result.stderr
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 2 and rows[-1]["gp"] >= 0
+
+
+def test_models_name_the_networks_compile_must_leave_eager():
+    from gencli.models import hparams
+    from gencli.plugins import registry
+
+    def eager(name, **values):
+        cls = registry().model_class(name)
+        return cls(hparams.build(cls.Hyperparameters, values), (3, 16, 16), None).eager_networks()
+
+    assert eager("wgan-gp") == {"D"} and eager("wgan-gp", lambda_gp=0) == set()
+    assert eager("dcgan") == set() and eager("vae") == set()
+    assert eager("stylegan") == {"D", "G"} and eager("stylegan", r1_gamma=0, pl_weight=0) == set()
