@@ -8,8 +8,9 @@ batches from the engine's BatchStream over the built-in data):
 - eager: NCHW, as the engine trains on the CPU;
 - channels-last: the networks' weights (and so activations and gradients) channels-last, as the
   engine trains on CUDA;
-- compile (``--compile``): ``torch.compile`` of each network as ``train --compile`` does, timed
-  after its compilation (the warm-up steps).
+- compile (``--compile``): ``torch.compile`` of each network as ``train --compile`` does (the
+  networks a model names in ``eager_networks`` stay eager), timed after its compilation (the
+  warm-up steps).
 After the warm-up, each round times ``--steps`` train steps of every variant, variants in rotated
 order; the table gives the median seconds per step and each variant's ratio to eager (above 1:
 faster). The engine's choice on the CPU follows from these figures: see the section's last line.
@@ -64,7 +65,7 @@ def bench(config, variants: list[str], rounds: int, steps: int, warmup: int) -> 
             side.sync()
             times[v].append((time.perf_counter() - t) / steps)
         print(f"{name} round {r + 1}: " + ", ".join(f"{v} {times[v][-1]:.4f} s" for v in variants), flush=True)
-    return {"name": name, "batch": batch, "median": {v: statistics.median(x) for v, x in times.items()},
+    return {"name": name, "model": model_name, "batch": batch, "median": {v: statistics.median(x) for v, x in times.items()},
             "warmup_s": first}
 
 
@@ -91,7 +92,21 @@ def report(rows: list[dict], variants: list[str], argv: list[str], info: dict, r
         cells = [f"{m[v]:.4f}" + (f" ({r['warmup_s'][v]:.0f} s)" if v == "compile" else "") for v in variants]
         ratios = [f"{m['eager'] / m[v]:.2f}x" for v in variants[1:]]
         lines.append(f"| {r['name']} | {r['batch']} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+    lines += ["", adopted(rows)]
     return "\n".join(lines) + "\n"
+
+
+def adopted(rows: list[dict]) -> str:
+    """What the engine does on the CPU, per model (``cpu_channels_last_training``), beside these figures."""
+    models = registry().models
+    on, off = [], []
+    for r in rows:
+        cls = registry().model_class(r["model"]) if r["model"] in models else None
+        if cls is not None:
+            (on if cls.cpu_channels_last_training else off).append(r["name"])
+    return ("The engine trains channels-last on the CPU for " + (", ".join(on) or "none") + "; NCHW for "
+            + (", ".join(off) or "none") + " (each model's `cpu_channels_last_training`). `--compile` stays a "
+            "choice on the CPU: it is not faster for every model, and it costs its compilation first.")
 
 
 def main(argv: list[str] | None = None) -> int:

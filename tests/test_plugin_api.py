@@ -311,7 +311,7 @@ def test_every_model_attribute_the_core_reads_is_declared_on_model_and_documente
                  "InterpolateOptions", "EvalOptions", "figures", "directions", "domains", "interpolation_path",
                  "report", "train_from", "capability_hints", "test_overrides", "augment_flip", "load_size",
                  "check_shape", "preview_inputs", "preview", "extra_state", "load_extra_state", "fit_to_data",
-                 "batches_per_step", "figure_captions", "cpu_channels_last", "cpu_batch_pixels", "inference_batch",
+                 "batches_per_step", "figure_captions", "cpu_channels_last", "cpu_channels_last_training", "cpu_batch_pixels", "inference_batch",
                  "eager_networks", "prepare_inference"):
         assert hasattr(Model, attr), attr
         assert f"`{attr}" in guide, f"Model.{attr} is read by the core but docs/plugins.md does not explain it"

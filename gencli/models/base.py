@@ -125,6 +125,9 @@ class Model:
     # convolutions work in that layout and reorder NCHW tensors on every call
     # (benchmarks/bench_inference.py). A family whose networks run slower so sets it False.
     cpu_channels_last: ClassVar[bool] = True
+    # The same for training on the CPU (the engine lays the networks out before step 1): faster
+    # for most families, slower for the translation networks (benchmarks/bench_cpu_training.py).
+    cpu_channels_last_training: ClassVar[bool] = True
     # The most pixels (images x height x width) one inference call should hold on the CPU, for
     # networks whose activations outgrow the cache in larger batches and run slower per image
     # (benchmarks/bench_translate.py); `gencli translate` batches by it unless --batch-size is

@@ -606,8 +606,8 @@ def _train(config: TrainConfig, display, info_dist: dist_util.DistInfo, device: 
         model.process_group = torch.distributed.group.WORLD
         model.rank, model.world_size = info_dist.rank, info_dist.world_size
         dist_util.broadcast_model(model)
-    if device.type == "cuda":
-        for net in model.nets.values():
+    if device.type == "cuda" or (device.type == "cpu" and plan.cls.cpu_channels_last_training):
+        for net in model.nets.values():  # oneDNN and cuDNN convolutions run fastest channels-last
             net.to(memory_format=torch.channels_last)
     if config.compile:
         compile_networks(model, config.quiet)

@@ -84,6 +84,7 @@ class Pix2Pix(TranslationModel):
     data = "paired"
     Hyperparameters: ClassVar[type] = Pix2PixHyperparameters
     defaults = TrainDefaults(image_size=32, channels=3, batch_size=16, steps=500, sample_every=50, checkpoint_every=250)
+    cpu_channels_last_training = False  # 0.90x on the CPU (64 px, batch 1); sampling stays channels-last (1.10x)
 
     @classmethod
     def check_shape(cls, image_size: int, channels: int) -> None:
