@@ -121,6 +121,13 @@ def report(rows: list[dict], variants: list[str], info: dict, rounds: int, argv:
             cells.append(cell)
         ratios = [f"{m[v] / m['eager']:.2f}x" for v in variants[1:]]
         lines.append(f"| {r['name']} | {r['n']} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+    laid_out = {name: registry().model_class(model).cpu_channels_last for name, model, *_ in CONFIGS
+                if any(r["name"] == name for r in rows)}
+    lines += ["", "Trained models loaded on the CPU run channels-last for "
+              + (", ".join(k for k, v in laid_out.items() if v) or "none") + "; NCHW for "
+              + (", ".join(k for k, v in laid_out.items() if not v) or "none") + " (each model's `cpu_channels_last`). "
+              "Compile is not used for sampling: its first call (seconds, even with inductor's kernels cached on "
+              "disk) costs more than a `gencli sample` of 64 images takes."]
     return "\n".join(lines) + "\n"
 
 
