@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 from bench_train import GencliSide  # benchmarks/bench_train.py, beside this script
-from results import machine, machine_line, publish
+from results import machine, machine_line, publish, selected_configs
 
 from gencli.plugins import registry
 
@@ -120,17 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", type=Path, default=None, help="also write the section into this Markdown file")
     args = parser.parse_args(argv)
     variants = ["eager", "channels-last"] + (["compile"] if args.compile else [])
-    wanted = set(filter(None, args.models.split(",")))
-    rows = []
-    for config in CONFIGS:
-        if wanted and config[0] not in wanted and config[1] not in wanted:
-            continue
-        if config[1] not in registry().models:
-            print(f"{config[0]} skipped: model {config[1]!r} is not installed")
-            continue
-        rows.append(bench(config, variants, args.rounds, args.steps, args.warmup))
+    rows = [bench(config, variants, args.rounds, args.steps, args.warmup) for config in selected_configs(CONFIGS, args.models)]
     shown = [f"--rounds {args.rounds}", f"--steps {args.steps}"] + (["--compile"] if args.compile else []) + (
-        [f"--models {args.models}"] if wanted else [])
+        [f"--models {args.models}"] if args.models else [])
     publish(report(rows, variants, shown, machine("cpu"), args.rounds, args.steps), args.write)
     return 0
 

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import torch
-from results import machine, machine_line, publish  # benchmarks/results.py, beside this script
+from results import machine, machine_line, publish, selected_configs  # benchmarks/results.py, beside this script
 
 from gencli.data.base import DataRequest, to_float
 from gencli.data.resolve import load_dataset
@@ -140,16 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", type=Path, default=None, help="also write the section into this Markdown file")
     args = parser.parse_args(argv)
     variants = ["eager", "channels-last"] + (["compile"] if args.compile else [])
-    wanted = set(filter(None, args.models.split(",")))
-    rows = []
-    for config in CONFIGS:
-        if wanted and config[0] not in wanted and config[1] not in wanted:
-            continue
-        if config[1] not in registry().models:
-            print(f"{config[0]} skipped: model {config[1]!r} is not installed")
-            continue
-        rows.append(bench(config, args.rounds, variants))
-    shown = [f"--rounds {args.rounds}"] + (["--compile"] if args.compile else []) + ([f"--models {args.models}"] if wanted else [])
+    rows = [bench(config, args.rounds, variants) for config in selected_configs(CONFIGS, args.models)]
+    shown = [f"--rounds {args.rounds}"] + (["--compile"] if args.compile else []) + ([f"--models {args.models}"] if args.models else [])
     publish(report(rows, variants, machine("cpu"), args.rounds, shown), args.write)
     return 0
 

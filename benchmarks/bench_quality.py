@@ -312,8 +312,9 @@ def run_reference(train, judges: dict, n: int, minutes: float, eval_every: int, 
         from gencli.media.images import save_grid
 
         save_grid(last["images"][:64].float().div(127.5).sub(1), samples, nrow=8)
-    return {"name": "reference DCGAN (PyTorch example)", "curve": curve,
-            "params": ref.parameter_counts(), "steps": step}
+    err_d, err_g, d_x, d_g_z1, d_g_z2 = ref.last
+    return {"name": "reference DCGAN (PyTorch example)", "curve": curve, "params": ref.parameter_counts(), "steps": step,
+            "last": {"loss_d": err_d, "loss_g": err_g, "d_real": d_x, "d_fake": d_g_z1}}
 
 
 # ======================================================================================== report
@@ -460,7 +461,9 @@ def report(r: dict) -> str:
         lines += ["", "Race: minutes until the FID first falls to each line (a multiple of the floor), the reference "
                   "DCGAN loop against gencli's default `dcgan`, same data, same judge; minutes of training only "
                   "(gencli's include its checkpoint and sample-grid writes, the reference's its per-step `.item()` "
-                  f"reads); figure: `{r['race_figure']}`.", "",
+                  f"reads); figure: `{r['race_figure']}`"
+                  + (f"; the reference's last samples as the judge saw them: `{r['reference_samples']}`"
+                     if r.get("reference_samples") else "") + ".", "",
                   "| side | steps run | best FID | at (min) | " + " | ".join(
                       f"to {t:.1f} ({t / floor:g}x)" for t in thresholds) + " |",
                   "|---|---:|---:|---:|" + "---:|" * len(thresholds)]
@@ -497,11 +500,13 @@ def reading(r: dict) -> list[str]:
     if r.get("reference"):
         ref = r["reference"]
         best_ref = min(trained(ref["curve"]), key=lambda p: p["fid"])
-        if best_ref["fid"] >= ref["curve"][0]["fid"]:
+        if best_ref["fid"] >= 0.9 * ref["curve"][0]["fid"]:  # within 10% of untrained: nothing learned
             out.append(f"- The reference's generator had not left its starting point: after {ref['steps']} steps its "
-                       f"FID ({ref['curve'][-1]['fid']:.0f}) was no better than untrained ({ref['curve'][0]['fid']:.0f}); "
-                       "by the judge its samples were no closer to digits than at the start. How many minutes it needs on this "
-                       "data, this run cannot say.")
+                       f"FID ({ref['curve'][-1]['fid']:.0f}) was within 10% of untrained ({ref['curve'][0]['fid']:.0f}); "
+                       "by the judge its samples were no closer to digits than at the start."
+                       + (f" At its last step D scored the real batch {ref['last']['d_real']:.2f} and the fakes "
+                          f"{ref['last']['d_fake']:.2f}, G's loss was {ref['last']['loss_g']:.1f}: its discriminator "
+                          "had won, and G learns nothing from a saturated one." if ref.get("last") else ""))
         ours = [x for x in r["runs"] if x["model"] == "dcgan" and not x.get("trained_elsewhere")]
         for side in ours:
             # the gencli curve at the reference's last minute, for a like-for-like look at equal time
@@ -535,6 +540,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=1000, help="images generated per probe")
     parser.add_argument("--reference", action="store_true", help="also race the reference DCGAN loop")
     parser.add_argument("--reference-minutes", type=float, default=10.0)
+    parser.add_argument("--reference-every", type=int, default=0,
+                        help="reference steps between probes (0: as the gencli dcgan's probes)")
     parser.add_argument("--race-fid", default="20,10,5,3",
                         help="race lines, as multiples of the floor (comma-separated)")
     parser.add_argument("--seed", type=int, default=0)
@@ -595,10 +602,10 @@ def main(argv: list[str] | None = None) -> int:
               "race_fids": [float(m) * floor for m in args.race_fid.split(",") if m.strip()]}
     if args.reference:
         dcgans = [x for x in runs if x["model"] == "dcgan" and not x.get("trained_elsewhere")]  # same machine state
-        every = max(1, (dcgans[0]["steps"] // args.evals) if dcgans else 100)
-        grid_path = args.work / "reference-samples.png"
+        every = args.reference_every or max(1, (dcgans[0]["steps"] // args.evals) if dcgans else 100)
+        grid_path = Path(__file__).parent / "figures" / "quality-reference-samples.png"
         result["reference"] = run_reference(train, judges, args.n, args.reference_minutes, every, args.seed, grid_path)
-        print(f"reference samples: {grid_path}")
+        result["reference_samples"] = str(grid_path.relative_to(Path(__file__).parent.parent))
         ref_last = result["reference"]["curve"][-1]
         print(f"reference: {result['reference']['steps']} steps, {ref_last['minutes']:.1f} min, FID {ref_last['fid']:.2f}")
         figure = Path(__file__).parent / "figures" / "quality-race.png"

@@ -51,3 +51,20 @@ def machine_line(info: dict[str, Any]) -> str:
     return (f"{info['machine']}, {info['device']}, {info['cpus']} CPU cores, {info['threads']} torch threads, "
             f"Python {info['python']}, torch {info['torch']}; load average {info['load']:.1f} at the end of the run; "
             f"{info['date']}.")
+
+
+def selected_configs(configs: list[tuple], models: str) -> list[tuple]:
+    """The configurations ``--models`` names (by configuration or model name; all when empty) whose
+    model is installed; the others are skipped with a printed line."""
+    from gencli.plugins import registry
+
+    wanted = set(filter(None, models.split(",")))
+    out = []
+    for config in configs:
+        if wanted and config[0] not in wanted and config[1] not in wanted:
+            continue
+        if config[1] not in registry().models:
+            print(f"{config[0]} skipped: model {config[1]!r} is not installed")
+            continue
+        out.append(config)
+    return out
