@@ -52,21 +52,15 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
 def inception_weights(dest: Path) -> str:
     """Put FID Inception weights at ``dest``; return "pytorch-fid's" or "random" for the report."""
     import torch
-    from torch import nn
 
-    from gencli.metrics.inception import cached_weights_path, fid_inception_architecture
+    from gencli.metrics.inception import cached_weights_path, fid_inception_architecture, randomise
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     real = cached_weights_path()
     if real.is_file():
         shutil.copy(real, dest)
         return "pytorch-fid's"
-    torch.manual_seed(0)
-    net = fid_inception_architecture()
-    for m in net.modules():
-        if isinstance(m, nn.Conv2d):  # He init keeps the activations alive through 90+ layers
-            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-    torch.save(net.state_dict(), dest)
+    torch.save(randomise(fid_inception_architecture()).state_dict(), dest)
     return "random (same architecture)"
 
 

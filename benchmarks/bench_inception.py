@@ -28,21 +28,17 @@ from torch import nn
 
 
 def network() -> tuple[nn.Module, str]:
-    from gencli.metrics.inception import FIDInception, cached_weights_path, fid_inception_architecture, load_fid_inception
+    from gencli.metrics.inception import (
+        FIDInception,
+        cached_weights_path,
+        fid_inception_architecture,
+        load_fid_inception,
+        randomise,
+    )
 
     if cached_weights_path().is_file():
         return load_fid_inception(cached_weights_path()), "pytorch-fid's"
-    torch.manual_seed(0)
-    net = fid_inception_architecture()
-    for m in net.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-        elif isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.8, 1.25)
-            m.weight.data.uniform_(0.8, 1.2)
-            m.bias.data.uniform_(-0.1, 0.1)
-    return FIDInception(net).eval(), "random (same architecture)"
+    return FIDInception(randomise(fid_inception_architecture(), batch_norms=True)).eval(), "random (same architecture)"
 
 
 def variants(base: nn.Module, pass_sizes: list[int], n: int) -> dict:

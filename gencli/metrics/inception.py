@@ -109,6 +109,26 @@ def fid_inception_architecture() -> nn.Module:
     return net
 
 
+def randomise(net: nn.Module, seed: int = 0, batch_norms: bool = False) -> nn.Module:
+    """Give ``net`` random weights in place, for where pytorch-fid's cannot be fetched (tests, benchmarks).
+
+    He-initialised convolutions keep the activations alive through the Inception's 90-odd
+    layers; ``batch_norms`` also draws batch-norm statistics and affine terms away from the
+    identity, so folding them into the convolutions is exercised. Scores from such weights are
+    comparable only with each other.
+    """
+    torch.manual_seed(seed)
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+        elif batch_norms and isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.8, 1.25)
+            m.weight.data.uniform_(0.8, 1.2)
+            m.bias.data.uniform_(-0.1, 0.1)
+    return net
+
+
 class FIDInception(nn.Module):
     """pytorch-fid's ``InceptionV3`` up to pool3: images in [0, 1], any size, 3 channels -> [N, 2048]."""
 

@@ -12,21 +12,12 @@ from gencli.metrics import inception
 from gencli.metrics.context import EvalContext
 from gencli.metrics.features import InceptionFeatures
 from gencli.metrics.fid import FID, fid_from_features
-from gencli.metrics.inception import WEIGHTS_FILE, fid_inception_architecture, fold_batchnorm
+from gencli.metrics.inception import WEIGHTS_FILE, fid_inception_architecture, fold_batchnorm, randomise
 
 
 def _randomise(net: nn.Module, seed: int = 0) -> nn.Module:
     """He-initialised convolutions and batch norms with statistics far from the identity, so folding them shows."""
-    torch.manual_seed(seed)
-    for m in net.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-        elif isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.8, 1.25)
-            m.weight.data.uniform_(0.8, 1.2)
-            m.bias.data.uniform_(-0.1, 0.1)
-    return net
+    return randomise(net, seed, batch_norms=True)
 
 
 def test_folding_a_batch_norm_into_its_convolution_keeps_the_output():

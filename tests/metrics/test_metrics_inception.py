@@ -3,7 +3,6 @@
 import pytest
 import torch
 from replay_model import Replay
-from torch import nn
 
 from gencli.data.base import DataRequest, to_float
 from gencli.data.synthetic import build_shapes
@@ -12,16 +11,19 @@ from gencli.media.images import save_images
 from gencli.metrics import inception
 from gencli.metrics.context import EvalContext
 from gencli.metrics.fid import FID
-from gencli.metrics.inception import WEIGHTS_FILE, WEIGHTS_URL, fid_inception_architecture, find_weights, load_fid_inception
+from gencli.metrics.inception import (
+    WEIGHTS_FILE,
+    WEIGHTS_URL,
+    fid_inception_architecture,
+    find_weights,
+    load_fid_inception,
+    randomise,
+)
 
 
 def _random_weights(path):
     """Random FID-Inception weights (He init, so features are neither 0 nor huge), saved like the real file."""
-    torch.manual_seed(0)
-    net = fid_inception_architecture()
-    for m in net.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+    net = randomise(fid_inception_architecture())
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(net.state_dict(), path)
     return path
