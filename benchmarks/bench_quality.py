@@ -395,7 +395,7 @@ def report(r: dict) -> str:
     floor, lines = r["floor"], []
     cmd = "python benchmarks/bench_quality.py " + " ".join(shown_args(r["argv"]))
     lines += [HEADING, "", f"`{cmd}`", "", machine_line(r["machine"]) +
-              f" Load average {r['load_start']:.1f} when the run began; the machine was shared while it ran.", ""]
+              f" Load average {r['load_start']:.1f} when the run began.", ""]
     lines += [
         f"Data: scikit-learn's handwritten digits upscaled to 28 px, {r['counts']['train']:,} training and "
         f"{r['counts']['test']} held-out images in 10 class folders. Judges trained on the training split by this script: "
