@@ -177,3 +177,23 @@ def test_the_listing_calls_a_dataset_cached_only_when_it_is_complete(cli, tmp_pa
     assert cached() == "unverified"
     mark_complete(folder)  # what a successful load writes
     assert cached() == "yes"
+
+
+def test_has_files_and_disk_usage_walk_the_tree_without_following_linked_folders(tmp_path):
+    from gencli.data.download import disk_usage, has_files
+
+    root = tmp_path / "set"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "empty.txt").touch()
+    assert not has_files(root) and disk_usage(root) == 0  # empty folders and files hold nothing
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "big.bin").write_bytes(b"x" * 1000)
+    (root / "a" / "linked").symlink_to(outside, target_is_directory=True)
+    assert not has_files(root) and disk_usage(root) == 0  # a linked folder is not walked
+    (root / "a" / "b" / "link.bin").symlink_to(outside / "big.bin")
+    assert has_files(root)  # a link to a file with data counts as data
+    assert disk_usage(root) == 0  # but its bytes are the target's, not this folder's
+    (root / "a" / "b" / "img.png").write_bytes(b"y" * 7)
+    assert has_files(root) and disk_usage(root) == 7
+    assert not has_files(tmp_path / "missing") and disk_usage(tmp_path / "missing") == 0

@@ -459,19 +459,21 @@ def completeness(folder: Path) -> str:
     return "unverified" if has_files(folder) else "no"
 
 
-def has_files(folder: Path) -> bool:
-    """Whether any non-empty file lies under ``folder`` (empty sub-folders do not count)."""
-    if not folder.is_dir():
-        return False
+def _files(folder: Path, follow_symlinks: bool):
+    """Yield the ``os.DirEntry`` of every file under ``folder``, without entering linked folders."""
     stack = [folder]
     while stack:
         with os.scandir(stack.pop()) as it:
             for entry in it:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(Path(entry.path))
-                elif entry.is_file() and entry.stat().st_size > 0:
-                    return True
-    return False
+                elif entry.is_file(follow_symlinks=follow_symlinks):
+                    yield entry
+
+
+def has_files(folder: Path) -> bool:
+    """Whether any non-empty file (or link to one) lies under ``folder`` (empty sub-folders do not count)."""
+    return folder.is_dir() and any(entry.stat().st_size > 0 for entry in _files(folder, follow_symlinks=True))
 
 
 def remove_empty_folders(folder: Path) -> None:
@@ -501,13 +503,4 @@ def disk_usage(path: Path) -> int:
     manifest = read_manifest(path)
     if manifest and "bytes" in manifest:
         return int(manifest["bytes"])
-    total = 0
-    stack = [path]
-    while stack:
-        with os.scandir(stack.pop()) as it:
-            for entry in it:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(Path(entry.path))
-                elif entry.is_file(follow_symlinks=False):
-                    total += entry.stat(follow_symlinks=False).st_size
-    return total
+    return sum(entry.stat(follow_symlinks=False).st_size for entry in _files(path, follow_symlinks=False))
