@@ -18,7 +18,7 @@ export GENCLI_DATA_DIR="${GENCLI_DATA_DIR:-$WORK/data}"
 rm -rf "$RAW"
 mkdir -p "$FIGURES" "$RAW"
 families=("$@")
-# digits (real handwriting, ~10 minutes on a CPU, needs scikit-learn) runs only when named
+# digits (real handwriting, ~25 minutes on a CPU, needs scikit-learn) runs only when named
 [ ${#families[@]} -eq 0 ] && families=(vae gan stylegan translation diffusion)
 
 # train NAME MODEL [OPTIONS...]: a short run into $WORK/NAME (kept when it finished with these options)
@@ -97,7 +97,7 @@ for family in "${families[@]}"; do
     ;;
   digits)
     # Real data: scikit-learn's handwritten digits at 28 px grey (needs scikit-learn), the runs
-    # of benchmarks/bench_quality.py with its step counts (40 and 60 epochs); one row per class.
+    # of benchmarks/bench_quality.py with its step counts (40, 60 and 180 epochs); one row per class.
     [ -f "$WORK/digits-bench/judges/judges.json" ] || python benchmarks/bench_quality.py --work "$WORK/digits-bench" --prepare
     DIGITS="$WORK/digits-bench/digits"
     READER="$WORK/digits-bench/judges/classifier.pt"
@@ -111,7 +111,7 @@ for family in "${families[@]}"; do
     keep vae-cvae-confusion-before.png "$WORK/cvae-digits-before/eval/confusion.png"
     train cgan-digits cgan --data "$DIGITS" --image-size 28 --channels 1 --steps 1320
     gencli sample "$WORK/cgan-digits" --label all --n 8 --seed 1 --out "$RAW/gan-cgan-digits.png" --device cpu
-    train dcgan-digits dcgan --data "$DIGITS" --image-size 28 --channels 1 --steps 1320
+    train dcgan-digits dcgan --data "$DIGITS" --image-size 28 --channels 1 --steps 4000
     gencli sample "$WORK/dcgan-digits" --n 64 --seed 1 --out "$RAW/gan-dcgan-digits.png" --device cpu
     ;;
   *)

@@ -47,25 +47,49 @@ def test_dcgan_on_a_small_dataset_takes_the_small_data_recipe_and_says_so(tmp_pa
     run, info = run_info("dcgan", folder, tmp_path / "run", GAN_TINY, quiet=False)
     hp = info["hyperparameters"]
     assert (hp["d_norm"], hp["loss"], hp["lr_d"]) == ("spectral", "hinge", pytest.approx(2 * hp["lr"]))
+    assert hp["depth"] == 1 and (hp["g_depth"], hp["d_depth"]) == (None, None)
     assert len(info["notes"]) == 1 and "36 training images (fewer than 10,000)" in info["notes"][0]
+    assert "d_norm=spectral" in info["notes"][0] and "depth=1" in info["notes"][0]
     assert "note: 36 training images" in capsys.readouterr().err
     from gencli.runs import load_trained
 
     model = load_trained(str(run))  # rebuilt from run.json: the spectral discriminator, as trained
     assert any("parametrizations" in name or "weight_orig" in name for name, _ in model.nets["D"].named_parameters())
+    extra = [m for m in model.nets["D"].modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert len(extra) == 2  # the depth, as trained: one 3x3 convolution at each of D's two resolutions
 
 
 @pytest.mark.parametrize("given", [{"loss": "ns"}, {"d_norm": "batch"}, {"lr_d": "0.0001"}])
-def test_any_recipe_setting_the_user_gives_means_they_chose(tmp_path, folder, given):
+def test_any_discriminator_setting_the_user_gives_means_they_chose_it_and_the_depth_is_still_fitted(
+        tmp_path, folder, given):
     _, info = run_info("dcgan", folder, tmp_path / "run", {**GAN_TINY, **given})
     hp = info["hyperparameters"]
-    assert "notes" not in info
     assert hp["d_norm"] == given.get("d_norm", "batch") and hp["loss"] == given.get("loss", "ns")
+    assert hp["depth"] == 1 and len(info["notes"]) == 1
+    assert "depth=1" in info["notes"][0] and "d_norm" not in info["notes"][0]
+
+
+@pytest.mark.parametrize("given", [{"depth": "0"}, {"g_depth": "2"}, {"d_depth": "0"}])
+def test_any_depth_setting_the_user_gives_means_they_chose_it(tmp_path, folder, given):
+    run, info = run_info("dcgan", folder, tmp_path / "run", {**GAN_TINY, **given})
+    hp = info["hyperparameters"]
+    assert hp["depth"] == 0 and hp["d_norm"] == "spectral"
+    assert "depth" not in info["notes"][0]
+    from gencli.runs import load_trained
+
+    G = load_trained(str(run)).nets["G"]
+    convs = [m for m in G.modules() if isinstance(m, torch.nn.Conv2d) and not isinstance(m, torch.nn.ConvTranspose2d)]
+    assert len(convs) == 2 * int(given.get("g_depth", 0))  # two resolutions below 16 px, g_depth each
+
+
+def test_with_every_recipe_setting_given_the_run_has_no_note(tmp_path, folder):
+    _, info = run_info("dcgan", folder, tmp_path / "run", {**GAN_TINY, "loss": "ns", "depth": "0"})
+    assert "notes" not in info and info["hyperparameters"]["d_norm"] == "batch"
 
 
 def test_large_data_and_other_gans_keep_the_paper_recipe(tmp_path, folder):
     _, info = run_info("dcgan", "shapes", tmp_path / "big", GAN_TINY)  # 10,000 training images
-    assert "notes" not in info and info["hyperparameters"]["d_norm"] == "batch"
+    assert "notes" not in info and info["hyperparameters"]["d_norm"] == "batch" and info["hyperparameters"]["depth"] == 0
     _, info = run_info("cgan", folder, tmp_path / "cgan", GAN_TINY)
     assert "notes" not in info and info["hyperparameters"]["loss"] == "ns"
 
