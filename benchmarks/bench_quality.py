@@ -263,6 +263,39 @@ def evaluate_run(name: str, run_dir: Path, options: dict, judges: dict, n: int) 
             "conditional": cls.conditional, "batch_size": batch, "temperatures": {}, "trained_elsewhere": True}
 
 
+def class_mix(run_dir: Path, judges: dict, n: int, train, test) -> dict:
+    """How an unconditional run's samples divide among the classes, by the classifier's reading, and
+    what that mix alone costs: the FID of real training images drawn in the same proportions.
+
+    The feature network's FID weighs class proportions heavily, so a generator drawing every digit
+    well but too few 1s scores far above the floor; this separates the two.
+    """
+    from gencli.data.base import to_float, to_uint8
+    from gencli.metrics.features import UserFeatures, extract
+    from gencli.metrics.fid import fid_from_features
+    from gencli.runs import Run
+
+    model = Run.open(run_dir).load_model()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        images = to_uint8(torch.cat([model.sample(min(250, n - i), None, generator=g).cpu() for i in range(0, n, 250)]))
+        with warnings.catch_warnings():  # torch marks TorchScript deprecated
+            warnings.simplefilter("ignore", FutureWarning)
+            classifier = torch.jit.load(judges["classifier"]).eval()
+        read = torch.cat([classifier(to_float(images[i:i + 250])).argmax(1) for i in range(0, n, 250)])
+    counts = torch.bincount(read, minlength=10)
+    pick, rng = [], torch.Generator().manual_seed(1)
+    for k, count in enumerate(counts.tolist()):
+        ids = (train.labels == k).nonzero().flatten()
+        draw = torch.randperm(len(ids), generator=rng)[:count] if count <= len(ids) else \
+            torch.randint(0, len(ids), (count,), generator=rng)  # more than the class has: with repeats
+        pick.append(ids[draw])
+    net = UserFeatures(judges["features"])
+    real = extract(net, test.images, 250, "cpu", progress=False)
+    fid_mix = fid_from_features(real, extract(net, train.images[torch.cat(pick)], 250, "cpu", progress=False))
+    return {"shares": (counts.float() / n).tolist(), "fid_real_in_mix": fid_mix}
+
+
 # ======================================================================================== the reference
 def run_reference(train, judges: dict, n: int, minutes: float, eval_every: int, seed: int,
                   samples: Path | None = None) -> dict:
@@ -440,6 +473,18 @@ def report(r: dict) -> str:
             last = res["curve"][-1]
             lines.append(f"| {res['name']} | " + " | ".join(f"{last.get(f'accuracy/{c}', float('nan')):.0%}"
                                                            for c in range(10)) + " |")
+    mixed = [res for res in r["runs"] if res.get("class_mix")]
+    if mixed:
+        lines += ["", f"Class mix of unconditional runs: the share of each digit among the finished run's {r['n']:,} "
+                  "samples as the classifier reads them (each digit is 10% of the data), and the FID of real training "
+                  "images drawn in the same proportions: what the mix alone costs, against the floor's "
+                  f"{floor:.2f}.", "",
+                  "| configuration | " + " | ".join(str(c) for c in range(10)) + " | real images in this mix |",
+                  "|---|" + "---:|" * 11]
+        for res in mixed:
+            mix = res["class_mix"]
+            lines.append(f"| {res['name']} | " + " | ".join(f"{v:.0%}" for v in mix["shares"])
+                         + f" | FID {mix['fid_real_in_mix']:.2f} |")
     tempered = [res for res in r["runs"] if res.get("temperatures")]
     if tempered:
         lines += ["", "Sampling temperature (`gencli eval RUN --set temperature=T`, the finished runs):", "",
@@ -588,6 +633,8 @@ def main(argv: list[str] | None = None) -> int:
         res = evaluate_run(name, Path(run_dir), dict(p.split("=", 1) for p in pairs), judges, args.n)
         print(f"{name}: {res['steps']} steps, FID {res['curve'][-1]['fid']:.2f}", flush=True)
         runs.append(res)
+        if not res["conditional"]:
+            res["class_mix"] = class_mix(Path(res["run"]), judges, args.n, train, test)
     for text in filter(None, args.configs.split(";")):
         name, model, overrides = parse_config(text)
         count = int(steps.get(name, steps.get(model, 1000)))
@@ -597,6 +644,8 @@ def main(argv: list[str] | None = None) -> int:
               f"({last['fid'] / floor:.1f}x floor)" + (f", accuracy {last['accuracy']:.1%}" if "accuracy" in last else ""),
               flush=True)
         runs.append(res)
+        if not res["conditional"]:
+            res["class_mix"] = class_mix(Path(res["run"]), judges, args.n, train, test)
     result = {"argv": argv, "machine": machine(), "load_start": info_start, "counts": counts, "judges": judges,
               "floor": floor, "n": args.n, "runs": runs,
               "race_fids": [float(m) * floor for m in args.race_fid.split(",") if m.strip()]}
