@@ -521,6 +521,17 @@ def report(r: dict) -> str:
     return "\n".join(lines)
 
 
+def reference_state(last: dict) -> str:
+    """One sentence on the reference's discriminator at its last step, from its printed losses."""
+    said = (f"At its last step D scored the real batch {last['d_real']:.2g} and the fakes {last['d_fake']:.2g} "
+            f"(Loss_D {last['loss_d']:.1f}, Loss_G {last['loss_g']:.1f})")
+    if last["d_real"] > 0.9 and last["d_fake"] < 0.1:
+        return said + ": its discriminator had won, and G learns nothing from a saturated one."
+    if last["d_real"] < 0.01 and last["d_fake"] < 0.01:
+        return said + ": D called real and generated images alike fake; it no longer told them apart."
+    return said + "."
+
+
 def reading(r: dict) -> list[str]:
     """The targets, checked against this run's numbers: every class read right 95% of the time by a
     conditional model, and the unconditional DCGAN within 3x the real-data floor."""
@@ -549,9 +560,7 @@ def reading(r: dict) -> list[str]:
             out.append(f"- The reference's generator had not left its starting point: after {ref['steps']} steps its "
                        f"FID ({ref['curve'][-1]['fid']:.0f}) was within 10% of untrained ({ref['curve'][0]['fid']:.0f}); "
                        "by the judge its samples were no closer to digits than at the start."
-                       + (f" At its last step D scored the real batch {ref['last']['d_real']:.2f} and the fakes "
-                          f"{ref['last']['d_fake']:.2f}, G's loss was {ref['last']['loss_g']:.1f}: its discriminator "
-                          "had won, and G learns nothing from a saturated one." if ref.get("last") else ""))
+                       + (" " + reference_state(ref["last"]) if ref.get("last") else ""))
         ours = [x for x in r["runs"] if x["model"] == "dcgan" and not x.get("trained_elsewhere")]
         for side in ours:
             # the gencli curve at the reference's last minute, for a like-for-like look at equal time
