@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 from bench_train import GencliSide  # benchmarks/bench_train.py, beside this script
-from results import machine, machine_line, publish, selected_configs
+from results import machine, publish, section_head, selected_configs
 
 from gencli.plugins import registry
 
@@ -73,12 +73,7 @@ def report(rows: list[dict], variants: list[str], argv: list[str], info: dict, r
     head = ("| config | batch | " + " | ".join(f"{v} s/step" for v in variants) + " | "
             + " | ".join(f"{v} / eager" for v in variants[1:]) + " |")
     lines = [
-        "## CPU training: memory format and compile",
-        "",
-        "`" + " ".join(["python benchmarks/bench_cpu_training.py", *argv]) + "`",
-        "",
-        machine_line(info),
-        "",
+        *section_head("CPU training: memory format and compile", "bench_cpu_training.py", argv, info),
         (f"`train_step` on batches of the built-in data, one model per variant in one process; median seconds per step "
          f"over {rounds} rounds of {steps} steps, variants in rotated order. The ratio is eager's time over the "
          "variant's: above 1 the variant is faster."

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import torch
-from results import machine, machine_line, publish, selected_configs  # benchmarks/results.py, beside this script
+from results import machine, publish, section_head, selected_configs  # benchmarks/results.py, beside this script
 
 from gencli.data.base import DataRequest, to_float
 from gencli.data.resolve import load_dataset
@@ -95,12 +95,7 @@ def report(rows: list[dict], variants: list[str], info: dict, rounds: int, argv:
     head = "| config | images per call | " + " | ".join(f"{v} images/s" for v in variants) + " | " + " | ".join(
         f"{v} / eager" for v in variants[1:]) + " |"
     lines = [
-        "## Sampling and translation on the CPU: memory format and compile",
-        "",
-        "`" + " ".join(["python benchmarks/bench_inference.py", *argv]) + "`",
-        "",
-        machine_line(info),
-        "",
+        *section_head("Sampling and translation on the CPU: memory format and compile", "bench_inference.py", argv, info),
         ("What `gencli sample` and `gencli translate` call, `model.sample(n)` (DDIM with 10 steps for `ddpm`) or "
          "`model.translate(x)`, on networks as initialised, in eval mode under `torch.no_grad`; eager NCHW is the "
          "naive loop around the generator (what gencli ran before loading models channels-last); channels-last converts the networks' weights"

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import torch
-from results import machine, machine_line, publish  # benchmarks/results.py, beside this script
+from results import machine, publish, section_head  # benchmarks/results.py, beside this script
 
 # The per-image loop as a script of its own: a fresh process, as a user runs test.py.
 PER_IMAGE_SCRIPT = f"""
@@ -132,12 +132,7 @@ def whole_commands(run: Path, folder: Path, work: Path, size: int, rounds: int) 
 
 def report(rows: list[dict], n: int, size: int, rounds: int, argv: list[str], info: dict) -> str:
     lines = [
-        "## Translation against the per-image test script",
-        "",
-        "`" + " ".join(["python benchmarks/bench_translate.py", *argv]) + "`",
-        "",
-        machine_line(info),
-        "",
+        *section_head("Translation against the per-image test script", "bench_translate.py", argv, info),
         f"A folder of {n} PNGs at {size} px translated by each model's generator (its default networks at {size} px), "
         "same weights and threads on both sides. gencli: what `gencli translate RUN FOLDER --to b` runs (the model "
         "prepared for inference, in batches of the size in brackets: 16, or fewer within the model's CPU pixel "

@@ -53,6 +53,11 @@ def machine_line(info: dict[str, Any]) -> str:
             f"{info['date']}.")
 
 
+def section_head(title: str, script: str, argv: list[str], info: dict[str, Any]) -> list[str]:
+    """A section's first lines: its heading, the command that wrote it, and ``machine_line(info)``."""
+    return [f"## {title}", "", "`" + " ".join([f"python benchmarks/{script}", *argv]) + "`", "", machine_line(info), ""]
+
+
 def selected_configs(configs: list[tuple], models: str) -> list[tuple]:
     """The configurations ``--models`` names (by configuration or model name; all when empty) whose
     model is installed; the others are skipped with a printed line."""
