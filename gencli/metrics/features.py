@@ -12,7 +12,11 @@ features [N, D]. Two kinds:
 Only TorchScript is accepted, because loading it never runs Python code: its pickles are read by
 torch's own restricted unpickler, and gencli checks first that they name nothing but torch's
 types. A ``torch.export`` program is refused: ``torch.export.load`` unpickles some weights and
-sample inputs with Python's pickle, which can run anything.
+sample inputs with Python's pickle, which can run anything. TorchScript is code all the same, so
+before the network is called every graph it can run is checked against an allow-list of pure
+tensor operators (``gencli.metrics.script_screen``): one that could read or write a file, or
+anything else outside its tensors, is refused by name, and so is code that would run while the
+file loads.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import torch
 from gencli.data.base import to_float
 from gencli.errors import UserError
 from gencli.metrics.inception import FEATURE_DIMS, file_hash, find_weights, load_fid_inception
+from gencli.metrics.script_screen import forbidden_op, load_time_code
 from gencli.ui.progress import progress_bar
 
 
@@ -113,7 +118,14 @@ class UserFeatures(FeatureExtractor):
                             f"in [-1, 1]: {_last_line(exc)}") from None
         if not torch.is_tensor(out) or out.dim() < 2 or len(out) != len(images):
             raise UserError(f"{self.what} {str(self.path)!r} must return a tensor [N, D] for N images")
-        return out.float().flatten(1)
+        out = out.float().flatten(1)
+        if not bool(torch.isfinite(out).all()):
+            # a NaN would pass silently through every statistic and come out as FID nan
+            bad = "NaN" if bool(out.isnan().any()) else "infinite"
+            raise UserError(f"{self.what} {str(self.path)!r} returned {bad} features for images of shape "
+                            f"{list(images.shape[1:])} in [-1, 1]; check the network (its weights, or a division "
+                            "or log inside it)")
+        return out
 
 
 def _last_line(exc: Exception) -> str:
@@ -126,11 +138,16 @@ def _last_line(exc: Exception) -> str:
 # few of torch's own rebuild functions; anything else is not something torch.jit.save writes.
 _TORCHSCRIPT_MODULES = ("__torch__", "torch._utils", "torch.jit._pickle")
 _TORCHSCRIPT_NAMES = ("collections.OrderedDict", "builtins.complex", "torch.device", "torch.Size")
+_CUSTOM_CLASSES = "__torch__.torch.classes"
 _PICKLE_LIMIT = 256 << 20  # a network's structure pickles are small; tensors live in other members
 
 
 def load_user_network(path: str | os.PathLike, what: str) -> torch.nn.Module:
-    """Return the TorchScript network saved in ``path``, on the CPU, without running any Python code from it."""
+    """Return the TorchScript network saved in ``path``, on the CPU, checked to run nothing but tensor maths.
+
+    No Python code from the file runs, nothing in it runs while it loads, and the network is
+    refused before its first call if any of its graphs holds an operator outside the allow-list.
+    """
     p = Path(path).expanduser()
     if p.is_dir():
         raise UserError(f"{what} {str(p)!r} is a folder; give the TorchScript file (torch.jit.save) itself")
@@ -141,9 +158,17 @@ def load_user_network(path: str | os.PathLike, what: str) -> torch.nn.Module:
         # torch marks TorchScript as deprecated; the files still load, and users should not see the noise.
         warnings.simplefilter("ignore", FutureWarning)
         try:
-            return torch.jit.load(str(p), map_location="cpu").eval()
+            module = torch.jit.load(str(p), map_location="cpu")
         except Exception:
             raise UserError(_not_torchscript(what, p)) from None
+    try:
+        op = forbidden_op(module)
+    except Exception as exc:  # a module the screen cannot read is not run either
+        raise UserError(f"{what} {str(p)!r} could not be checked before running it: {_last_line(exc)}") from None
+    if op is not None:
+        raise UserError(f"{what} {str(p)!r} calls {op}, which is not a pure tensor operation; gencli runs only "
+                        "networks made of tensor maths, so it refuses this one before running it")
+    return module.eval()
 
 
 def _not_torchscript(what: str, p: Path) -> str:
@@ -167,12 +192,18 @@ def check_torchscript_archive(p: Path, what: str) -> None:
             if not any(n.endswith("/data.pkl") for n in names) or not any("/code/" in n for n in names):
                 raise UserError(_not_torchscript(what, p))
             for info in infos:
-                if not info.filename.endswith("pkl"):
+                if not info.filename.endswith(("pkl", ".py")):
                     continue
                 if info.file_size > _PICKLE_LIMIT:
                     raise UserError(f"{what} {str(p)!r}: {info.filename} is {info.file_size:,} bytes, far larger than "
                                     "TorchScript writes; refusing to load it")
-                bad = _foreign_global(zf.read(info))
+                data = zf.read(info)
+                if info.filename.endswith(".py"):
+                    runs = load_time_code(info.filename, data)
+                    if runs:
+                        raise UserError(f"{what} {str(p)!r} is refused: its code ({info.filename}) uses {runs}")
+                    continue
+                bad = _foreign_global(data)
                 if bad:
                     raise UserError(f"{what} {str(p)!r} is not a plain TorchScript file: {info.filename} refers to "
                                     f"{bad!r}, which could run code; refusing to load it (TorchScript is required)")
@@ -212,6 +243,8 @@ def _foreign_global(data: bytes) -> str | None:
 
 
 def _torchscript_global(module: str, name: str) -> bool:
+    if module == _CUSTOM_CLASSES or module.startswith(_CUSTOM_CLASSES + "."):
+        return False  # torch's C++ classes run their own loading code, which gencli cannot check
     if any(module == ok or module.startswith(ok + ".") for ok in _TORCHSCRIPT_MODULES):
         return True
     if module == "torch" and name.endswith("Storage"):  # torch.FloatStorage and kin hold the tensors
