@@ -16,9 +16,12 @@ os.environ["GENCLI_LOAD_PLUGINS"] = "core,vae,gan,stylegan,translation,diffusion
 
 @pytest.fixture(autouse=True)
 def isolated_dirs(tmp_path, monkeypatch):
-    """Point the dataset cache and the runs folder at temp folders for every test; start unquiet."""
+    """Point the dataset cache, system dataset folder and runs folder at temp folders for every test; start unquiet."""
     monkeypatch.setenv("GENCLI_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("GENCLI_RUNS_DIR", str(tmp_path / "runs"))
+    # No dataset installed on the machine running the tests (a Debian dataset package) is found.
+    monkeypatch.setenv("GENCLI_SYSTEM_DATASETS", str(tmp_path / "system-datasets"))
+    monkeypatch.delenv("GENCLI_DATASET_PATH", raising=False)
     import torch
 
     from gencli.ui import console

@@ -87,7 +87,7 @@ def test_script_is_valid_bash_and_uses_existing_configs(path):
     assert path.name in (EXAMPLES / "README.md").read_text(), f"examples/README.md does not list {path.name}"
 
 
-@pytest.mark.parametrize("name", ["gan-vs-wgan-mnist.sh", "instance-noise.sh"])
+@pytest.mark.parametrize("name", ["gan-vs-wgan-mnist.sh", "gan-vs-wgan-fashion-mnist.sh", "instance-noise.sh"])
 def test_fid_scripts_pass_a_feature_network_or_skip_evaluation_with_a_note(name, tmp_path):
     # A stand-in gencli that records its arguments and fails every `eval` without --features,
     # as the real one does on a machine without the Inception weights.

@@ -1,8 +1,10 @@
 """Dataset cards: what ``gencli datasets`` lists, shows with ``--info NAME`` and fetches with ``--prepare NAME``.
 
 Where a dataset lives: ``GENCLI_DATA_DIR/NAME/`` (its files), ``GENCLI_DATA_DIR/downloads/NAME/``
-(its archive) and ``GENCLI_DATA_DIR/prepared/`` (its prepared caches). Listing reads only those
-folders and the cards; it never imports a dataset's builder.
+(its archive) and ``GENCLI_DATA_DIR/prepared/`` (its prepared caches); a set whose files can be
+local (MNIST's IDX files) may also lie in the system dataset folder or on ``GENCLI_DATASET_PATH``
+(``gencli.data.local``). Listing reads only those folders and the cards; it never imports a
+dataset's builder.
 """
 
 from __future__ import annotations
@@ -83,8 +85,26 @@ def _storage(spec: DatasetSpec, prepared: dict[str, list[dict]]) -> dict[str, An
     present = state != "no"
     on_disk = disk_usage(folder) + disk_usage(downloads) + sum(e["bytes"] for e in entries)
     cached = "generated" if _is_generated(spec) else state
+    found, found_at = _found(spec, present)
     return {"location": str(folder), "archive_folder": str(downloads), "present": present,
-            "on_disk": on_disk, "cached": cached, "prepared": entries}
+            "on_disk": on_disk, "cached": cached, "prepared": entries, "found": found, "found_at": found_at}
+
+
+def _found(spec: DatasetSpec, in_cache: bool) -> tuple[str, str | None]:
+    """Return where the dataset's files were found ("system", "path", "cache", "generated" or
+    "not present"), and the folder, in the order loading looks for them (``gencli.data.local``)."""
+    from gencli.data.local import find_local
+
+    if _is_generated(spec):
+        return "generated", None
+    local = find_local(spec.name, spec.info)
+    if local is not None:
+        return local[0], str(local[1])
+    if in_cache and spec.info.get("local_format") is None:
+        from gencli.data.base import data_root
+
+        return "cache", str(data_root() / spec.name)
+    return "not present", None
 
 
 def dataset_rows(registry) -> list[dict]:
@@ -105,6 +125,7 @@ def dataset_rows(registry) -> list[dict]:
             "download_size": spec.info.get("download_size", ""),
             "on_disk": storage["on_disk"],
             "cached": storage["cached"],
+            "found": storage["found"],
             "prepared": len(storage["prepared"]),
             "plugin": spec.plugin,
         })
@@ -119,7 +140,7 @@ def dataset_card(spec: DatasetSpec) -> dict:
     from gencli.data.base import data_root
 
     card.update({"plugin": spec.plugin, "data_dir": str(data_root()), "location": storage["location"],
-                 "cached": storage["cached"],
+                 "cached": storage["cached"], "found": storage["found"], "found_at": storage["found_at"],
                  "on_disk": storage["on_disk"], "prepared": storage["prepared"]})
     return card
 

@@ -5,7 +5,8 @@ Layouts, decided by what the folder holds:
 - ``train/`` (and ``val/`` or ``test/``) holding images about twice as wide as tall -> paired,
   each image being A (left half) beside B (right half);
 - class sub-folders (``root/cat/*.png``, ``root/dog/*.png``) -> labelled, classes in sorted order;
-- images directly in the folder -> unlabelled.
+- images directly in the folder -> unlabelled;
+- MNIST-like IDX files (``train-images-idx3-ubyte.gz`` ...) -> labelled, read by ``gencli.data.idx``.
 A ``train/`` folder with ``test/`` (or ``val/``) beside it selects the split; without a held-out
 folder every tenth image (by sorted name) is held out as the test split. A folder that holds
 nothing but one other folder (``images/``, ``PetImages/``) is looked through.
@@ -476,6 +477,16 @@ def load_folder(root: str | Path, request: DataRequest, skip_corrupt: bool = Fal
         scan_folder(root, request.split)  # raises the error that says what is wrong
     resolved = root.resolve()
     from gencli.data.base import data_root
+    from gencli.data.idx import is_idx_folder
+
+    if is_idx_folder(resolved):  # MNIST-like IDX files: a labelled set with its own train/test split
+        from gencli.data.idx import load_idx_folder
+        from gencli.data.local import known_idx_dataset
+
+        known = known_idx_dataset(resolved)
+        classes = known.info.get("classes") if known is not None else None
+        return load_idx_folder(resolved, request, dataset=str(resolved), name=resolved.name,
+                               classes=list(classes) if isinstance(classes, list) else None, cache=cache)
 
     return load_scan(lambda: scan_folder(root, request.split), request, dataset=str(resolved),
                      source=fingerprint(resolved, exclude=data_root()), variant="folder",

@@ -3,6 +3,9 @@
 They differ in small ways that ``SETS`` records: how a split is asked for (``train=True`` or
 ``split="train"``), and where the labels are (``targets`` or ``labels``). SVHN's images are
 already channels-first; the others are [N, H, W] or [N, H, W, C].
+
+MNIST and Fashion-MNIST are read from their IDX files (``gencli.data.idx``) wherever a local copy
+lies (``gencli.data.local``): torchvision only downloads them when there is none.
 """
 
 from __future__ import annotations
@@ -41,11 +44,25 @@ def _open(cls, root, keyword: str, split: str, download: bool):
     return cls(str(root), train=split != "test", download=download)
 
 
+def _card(name: str) -> dict:
+    from gencli.plugins import registry
+
+    spec = registry().datasets.get(name)
+    return spec.info if spec is not None else {}
+
+
 def load_torchvision(name: str, request: DataRequest, download: bool = True) -> ImageData:
+    """Return a torchvision set; one whose card says its files can be local (MNIST's IDX files)
+    is first looked for on this machine (``gencli.data.local``) and read from there."""
     import torchvision.datasets as tvd
 
     from gencli.data.download import mark_complete, one_line_reason, remove_empty_folders
+    from gencli.data.local import find_local, offline_hint
 
+    info = _card(name)
+    found = find_local(name, info, request.split)
+    if found is not None:
+        return _load_local(name, info, found[1], request)
     cls_name, keyword, by_hand = SETS[name]
     root = data_root() / name
     cls = getattr(tvd, cls_name)
@@ -61,14 +78,25 @@ def load_torchvision(name: str, request: DataRequest, download: bool = True) -> 
             remove_empty_folders(root)
             raise UserError(
                 f"cannot download {name!r} ({one_line_reason(exc)}); on an offline machine put "
-                f"{by_hand} into {root}"
+                f"{by_hand} into {root}{offline_hint(name, info)}"
             ) from None
     mark_complete(root)
+    found = find_local(name, info, request.split)
+    if found is not None:  # the download left IDX files: read them as a local copy would be
+        return _load_local(name, info, found[1], request)
     images = fit_images(_tensor_images(ds.data), request.stored_size, request.channels)
     raw_labels = ds.targets if hasattr(ds, "targets") else ds.labels  # SVHN calls them labels
     labels = torch.as_tensor(np.asarray(raw_labels), dtype=torch.long)
     classes = list(getattr(ds, "classes", None) or SVHN_CLASSES)
     return ImageData(name, "labelled", images, labels, classes=classes)
+
+
+def _load_local(name: str, info: dict, folder, request: DataRequest) -> ImageData:
+    from gencli.data.idx import load_idx_folder
+
+    classes = info.get("classes")
+    return load_idx_folder(folder, request, dataset=name, name=name,
+                           classes=list(classes) if isinstance(classes, list) else None)
 
 
 def build_mnist(request: DataRequest) -> ImageData:
