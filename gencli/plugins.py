@@ -1,24 +1,36 @@
 """Plugin discovery: the ``gencli`` entry-point group, loaded with pluggy.
 
-A plugin that fails to import (even by calling ``sys.exit``), declares an API version this core
-does not speak, implements an unknown hook, or raises in a hook is recorded as broken with its
-error; everything else keeps working. Hooks are called through pluggy, one plugin at a time, so
-each contribution is credited to its plugin. ``GENCLI_LOAD_PLUGINS=name,name`` loads only those
-plugins (entry-point or distribution names; empty: none but the core's). No torch here.
+A plugin's failure stays with it, whatever the failure: it fails to import (even by calling
+``sys.exit``), declares an API version this core does not speak, implements a hook that does not
+exist or with arguments its spec does not give, raises in a hook, or returns something other than
+a list of specs. That plugin is recorded as broken with a one-line error, contributes nothing,
+and every other plugin and the core keep working. Hooks are called through pluggy, one plugin at
+a time, so each contribution is credited to its plugin. ``GENCLI_LOAD_PLUGINS=name,name`` loads
+only those plugins (entry-point or distribution names; empty: none but the core's). No torch here.
+
+While plugin code runs (importing a plugin, calling its hooks), whatever it prints goes to
+stderr, so ``--json`` output stays clean; a plugin that takes more than ``SLOW_SECONDS`` to load
+is named on stderr, so the user knows which one to leave out with ``GENCLI_LOAD_PLUGINS``.
 
 Name clashes: when two plugins register the same model (or dataset, or metric) name, the one
 from the ``gencli`` distribution itself keeps the plain name, otherwise the plugin whose
-entry-point name sorts first. The other stays reachable as ``plugin:name`` and ``gencli
-plugins`` says which one was shadowed.
+entry-point name sorts first. Every name is also registered as ``plugin:name``, which always
+resolves to that plugin's; a command that lists the clashing kind, or resolves the plain name,
+warns naming both plugins and the qualified name of the other.
 """
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import functools
 import importlib.metadata as metadata
 import os
+import sys
+import threading
 from dataclasses import dataclass, field
 from types import ModuleType
+from typing import Iterator
 
 import pluggy
 
@@ -28,6 +40,10 @@ from gencli.registry import DatasetSpec, MetricSpec, ModelSpec
 
 GROUP = "gencli"
 CORE_DISTRIBUTION = "gencli"
+# A plugin still loading after this many seconds is named on stderr (it may be blocked).
+SLOW_SECONDS = 3.0
+# Longest error kept for one plugin: `gencli plugins` and one-line errors show it whole.
+ERROR_CHARS = 300
 
 
 @dataclass
@@ -50,6 +66,23 @@ class PluginInfo:
         return self.distribution == CORE_DISTRIBUTION
 
 
+@dataclass(frozen=True)
+class Clash:
+    """Two plugins registered the same name: ``kept`` has the plain name, ``other`` only ``other:name``."""
+
+    kind: str  # "model", "dataset", "metric" or "command"
+    name: str
+    kept: str
+    other: str
+
+    def line(self) -> str:
+        return (f"{self.kind} {self.name!r} is registered by plugins {self.kept!r} and {self.other!r}; "
+                f"{self.name!r} means plugin {self.kept!r}'s, use '{self.other}:{self.name}' for the other")
+
+
+_warned: set[Clash] = set()
+
+
 @dataclass
 class Registry:
     plugins: list[PluginInfo]
@@ -57,8 +90,19 @@ class Registry:
     datasets: dict[str, DatasetSpec]
     metrics: dict[str, MetricSpec]
     manager: pluggy.PluginManager
+    clashes: list[Clash] = field(default_factory=list)
+
+    def warn_clashes(self, kind: str | None = None, name: str | None = None) -> None:
+        """Warn, once per process, about the clashes of ``kind`` (all kinds: None), or of the plain ``name`` only."""
+        from gencli.ui.console import warn
+
+        for clash in self.clashes:
+            if (kind is None or clash.kind == kind) and (name is None or clash.name == name) and clash not in _warned:
+                _warned.add(clash)
+                warn(clash.line())
 
     def model(self, name: str) -> ModelSpec:
+        self.warn_clashes("model", name)
         if name not in self.models:
             broken = self.broken_note()
             if broken:
@@ -70,8 +114,11 @@ class Registry:
         return next((p for p in self.plugins if p.name == name), None)
 
     def broken_note(self) -> str:
-        """Return a clause naming the plugins that failed to load ('' when none did)."""
+        """Return a one-line clause naming the plugins that failed to load ('' when none did)."""
         broken = [p for p in self.plugins if p.error]
+        if len(broken) > 2:
+            names = ", ".join(f"{p.name!r} ({p.distribution or 'no distribution'})" for p in broken)
+            return f"plugins {names} failed to load; `gencli plugins` shows why"
         return "; ".join(f"plugin {p.name!r} ({p.distribution or 'no distribution'}) failed to load: {p.error}"
                          for p in broken)
 
@@ -81,6 +128,7 @@ class Registry:
         With ``run`` (a ``gencli.runs.Run``), a model whose plugin is not installed, not selected
         or broken is reported with the plugin and distribution the run was trained with.
         """
+        self.warn_clashes("model", name)
         spec = self.models.get(name)
         if spec is None:
             if run is None:
@@ -96,7 +144,8 @@ class Registry:
                 raise UserError(f"{where}, which {ENV_SELECT} leaves out; add {plugin!r} to it")
             raise UserError(f"{where}, which is not installed; install {dist} to use this run")
         try:
-            cls = spec.load()
+            with contextlib.redirect_stdout(sys.stderr):  # a model module's prints never reach --json output
+                cls = spec.load()
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # noqa: BLE001 - a model module that fails to import is the plugin's error
@@ -107,9 +156,11 @@ class Registry:
         return cls
 
     def dataset(self, name: str) -> DatasetSpec:
+        self.warn_clashes("dataset", name)
         return _lookup(self.datasets, name, "dataset", "gencli datasets")
 
     def metric(self, name: str) -> MetricSpec:
+        self.warn_clashes("metric", name)
         return _lookup(self.metrics, name, "metric", "gencli eval --help")
 
 
@@ -163,26 +214,129 @@ def _entry_points():
     return unique
 
 
+def one_line(text: str) -> str:
+    """Return ``text`` on one line, cut to ``ERROR_CHARS``: a plugin's error never spreads over the terminal."""
+    text = " ".join(text.split())
+    return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 3] + "..."
+
+
 def describe_error(exc: BaseException) -> str:
     if isinstance(exc, SystemExit):
         return f"called sys.exit({exc.code!r}) while loading"
-    return str(exc) if isinstance(exc, RuntimeError) and str(exc) else f"{type(exc).__name__}: {exc}"
+    return one_line(str(exc) if isinstance(exc, RuntimeError) and str(exc) else f"{type(exc).__name__}: {exc}")
 
 
-def _call_hook(pm: pluggy.PluginManager, info: PluginInfo, hook: str, *args) -> list:
-    """Call one plugin's implementation of ``hook`` through pluggy; a failure breaks only that plugin."""
+class PluginFault(Exception):
+    """What is wrong with one plugin; it marks that plugin broken and no other."""
+
+
+@contextlib.contextmanager
+def running_plugin(info: PluginInfo, doing: str) -> Iterator[None]:
+    """Run plugin code with its prints sent to stderr, naming the plugin on stderr if it takes long."""
+    def slow() -> None:
+        dist = f" ({info.distribution})" if info.distribution else ""
+        sys.stderr.write(f"warning: still {doing} plugin {info.name!r}{dist} after {SLOW_SECONDS:g} s; if it hangs, "
+                             f"leave it out: {ENV_SELECT}=NAME,NAME lists the plugins to load (`gencli plugins` names them)\n")
+        sys.stderr.flush()
+
+    timer = threading.Timer(SLOW_SECONDS, slow)
+    timer.daemon = True
+    timer.start()
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        timer.cancel()
+
+
+HOOKS = {  # the registering hooks: table -> (hook, spec type, kind)
+    "models": ("gencli_register_models", ModelSpec, "model"),
+    "datasets": ("gencli_register_datasets", DatasetSpec, "dataset"),
+    "metrics": ("gencli_register_metrics", MetricSpec, "metric"),
+}
+
+
+def hook_names() -> list[str]:
+    return sorted(n for n in vars(hookspecs) if n.startswith("gencli_") and callable(getattr(hookspecs, n)))
+
+
+def register(pm: pluggy.PluginManager, module: ModuleType, name: str) -> None:
+    """Register a plugin module with ``pm``, or raise ``PluginFault`` saying what is wrong (leaving ``pm`` as it was).
+
+    The module must declare an API version this core speaks, mark its hooks with ``@hookimpl``,
+    implement only hooks that exist, and take only the arguments their specs give.
+    """
+    try:
+        check_api(module)
+    except RuntimeError as exc:
+        raise PluginFault(str(exc)) from None
+    known = hook_names()
+    for attr in known:
+        value = getattr(module, attr, None)
+        if callable(value) and pm.parse_hookimpl_opts(module, attr) is None:
+            raise PluginFault(f"{attr} is not marked as a hook implementation: decorate it with @hookimpl "
+                              "(from gencli import hookimpl)")
+    try:
+        pm.register(module, name=name)
+    except pluggy.PluginValidationError as exc:
+        raise PluginFault(_validation_message(exc)) from None
+    except ValueError as exc:  # the same module under two entry points
+        raise PluginFault(one_line(str(exc)).split(":")[0]) from None
+    for caller in pm.get_hookcallers(module) or []:
+        if not caller.has_spec():
+            pm.unregister(module)
+            close = difflib.get_close_matches(caller.name, known, n=1, cutoff=0.6)
+            raise PluginFault(f"implements {caller.name}, which is no gencli hook; "
+                              + (f"did you mean {close[0]!r}?" if close else f"the hooks are {', '.join(known)}"))
+
+
+def _validation_message(exc: pluggy.PluginValidationError) -> str:
+    """pluggy's error about a hook implementation, said in one line with the spec's arguments."""
+    text = " ".join(str(exc).split())
+    for hook in hook_names():
+        if hook in text:
+            import inspect
+
+            wanted = ", ".join(inspect.signature(getattr(hookspecs, hook)).parameters) or "no arguments"
+            return one_line(f"{hook} takes arguments its spec does not give (the spec gives: {wanted}): {text}")
+    return one_line(text)
+
+
+def _call_hook(pm: pluggy.PluginManager, info: PluginInfo, hook: str, spec_type: type | None = None, *args) -> list:
+    """Call one plugin's implementation of ``hook`` through pluggy; raise ``PluginFault`` on any failure.
+
+    With ``spec_type``, the hook must return a list (or tuple, or None) of that type's specs
+    with distinct names that are command-line words.
+    """
     caller = getattr(pm.hook, hook)
-    results = []
+    results: list = []
     for impl in caller.get_hookimpls():
         if impl.plugin_name != info.name:
             continue
         try:
-            results += list(impl.function(*args) or [])
+            with running_plugin(info, f"calling {hook} of"):
+                returned = impl.function(*args)
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # noqa: BLE001 - a plugin's sys.exit() must not end gencli
-            info.error = f"{hook} raised {describe_error(exc)}"
-            return []
+            if isinstance(exc, SystemExit):
+                raise PluginFault(f"{hook} called sys.exit({exc.code!r})") from None
+            raise PluginFault(f"{hook} raised {describe_error(exc)}") from None
+        if spec_type is None:
+            continue
+        expected = f"a list of {spec_type.__name__}"
+        if returned is None:
+            continue
+        if not isinstance(returned, (list, tuple)):
+            raise PluginFault(f"{hook} returned {type(returned).__name__}, expected {expected}")
+        for spec in returned:
+            if not isinstance(spec, spec_type):
+                raise PluginFault(f"{hook} returned a list holding {type(spec).__name__}, expected {expected}")
+            if not isinstance(spec.name, str) or not spec.name or spec.name != "".join(spec.name.split()) or ":" in spec.name:
+                raise PluginFault(f"{hook} returned the name {spec.name!r}; a name is one word without spaces or ':'")
+            if any(spec.name == other.name for other in results):
+                raise PluginFault(f"{hook} returned the name {spec.name!r} twice")
+            results.append(spec)
     return results
 
 
@@ -197,6 +351,7 @@ def load_registry(extra: list[tuple[str, ModuleType]] | None = None) -> Registry
     loaded: list[PluginInfo] = []
     plugins: list[PluginInfo] = []
     chosen = selected_names()
+    candidates: list[tuple[PluginInfo, object]] = []
     for ep in _entry_points():
         dist = getattr(ep, "dist", None)
         info = PluginInfo(
@@ -209,57 +364,52 @@ def load_registry(extra: list[tuple[str, ModuleType]] | None = None) -> Registry
         is_core = info.name == CORE_PLUGIN and info.distribution == CORE_DISTRIBUTION
         if chosen is not None and not is_core and not ({info.name, info.distribution} & chosen):
             continue
+        candidates.append((info, ep))
+    for name, module in extra or []:
+        candidates.append((PluginInfo(name=name, module=module.__name__), module))
+    for info, source in candidates:
         plugins.append(info)
         try:
-            module = ep.load()
-            check_api(module)
-            pm.register(module, name=ep.name)
+            if isinstance(source, ModuleType):
+                module = source
+            else:
+                with running_plugin(info, "importing"):
+                    module = source.load()
+                if not isinstance(module, ModuleType):
+                    raise PluginFault(f"the entry point names {type(module).__name__}, not a module")
+            register(pm, module, info.name)
         except KeyboardInterrupt:
             raise
+        except PluginFault as exc:
+            info.error = one_line(str(exc))
+            continue
         except BaseException as exc:  # noqa: BLE001 - isolate SystemExit and friends too
             info.error = describe_error(exc)
             continue
         loaded.append(info)
-    for name, module in extra or []:
-        info = PluginInfo(name=name, module=module.__name__)
-        plugins.append(info)
-        try:
-            check_api(module)
-            pm.register(module, name=name)
-        except Exception as exc:
-            info.error = str(exc)
-            continue
-        loaded.append(info)
-    try:
-        pm.check_pending()  # a misspelt hook name is an error of that plugin, not silence
-    except pluggy.PluginValidationError as exc:
-        bad = next((p for p in loaded if p.name == getattr(exc, "plugin_name", None)), None)
-        for info in [bad] if bad else loaded:
-            info.error = f"implements an unknown hook: {exc}"
 
-    tables: dict[str, dict] = {"models": {}, "datasets": {}, "metrics": {}}
-    hooks = {
-        "models": ("gencli_register_models", ModelSpec),
-        "datasets": ("gencli_register_datasets", DatasetSpec),
-        "metrics": ("gencli_register_metrics", MetricSpec),
-    }
+    tables: dict[str, dict] = {table: {} for table in HOOKS}
+    clashes: list[Clash] = []
     for info in sorted(loaded, key=_order):
-        if info.error:
+        try:
+            found = {table: _call_hook(pm, info, hook, spec_type) for table, (hook, spec_type, _) in HOOKS.items()}
+        except PluginFault as exc:  # a plugin contributes all its specs or none
+            info.error = one_line(str(exc))
             continue
-        for table, (hook, spec_type) in hooks.items():
-            for spec in _call_hook(pm, info, hook):
-                if not isinstance(spec, spec_type):
-                    info.error = f"{hook} returned {type(spec).__name__}, expected {spec_type.__name__}"
-                    continue
+        for table, specs in found.items():
+            kind = HOOKS[table][2]
+            target = tables[table]
+            for spec in specs:
                 spec = _with_plugin(spec, info.name)
-                target = tables[table]
                 target[f"{info.name}:{spec.name}"] = spec
                 if spec.name in target:
-                    info.shadowed.append(f"{table[:-1]} {spec.name!r} (kept from plugin {target[spec.name].plugin!r})")
+                    kept = target[spec.name].plugin
+                    info.shadowed.append(f"{kind} {spec.name!r} (kept from plugin {kept!r}; use '{info.name}:{spec.name}')")
+                    clashes.append(Clash(kind, spec.name, kept, info.name))
                 else:
                     target[spec.name] = spec
                     getattr(info, table).append(spec.name)
-    return Registry(plugins, tables["models"], tables["datasets"], tables["metrics"], pm)
+    return Registry(plugins, tables["models"], tables["datasets"], tables["metrics"], pm, clashes)
 
 
 def _fill_from_spec(cls: type, spec: ModelSpec) -> None:

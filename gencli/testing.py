@@ -113,16 +113,96 @@ def fail(model: str, message: str) -> typing.NoReturn:
     raise ConformanceError(f"{model}: {message}")
 
 
+def _where(exc: BaseException) -> str:
+    """Return 'file:line in function' of the innermost frame of ``exc`` outside the kit, or ''."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).name != "testing.py"]
+    if not frames:
+        return ""
+    f = frames[-1]
+    return f" (at {Path(f.filename).name}:{f.lineno} in {f.name})"
+
+
+def contained(check):
+    """Make ``check`` raise nothing but ``ConformanceError``: a crash in plugin code says which check met it."""
+    import functools
+
+    @functools.wraps(check)
+    def wrapper(*args, **kwargs):
+        try:
+            return check(*args, **kwargs)
+        except (ConformanceError, KeyboardInterrupt):
+            raise
+        except UserError as exc:
+            model = args[0] if args and isinstance(args[0], str) else getattr(args[0], "__name__", "?") if args else "?"
+            raise ConformanceError(f"{model}: {check.__name__} was refused: {exc}") from exc
+        except BaseException as exc:  # noqa: BLE001 - sys.exit in plugin code is a failed check too
+            model = args[0] if args and isinstance(args[0], (str, Path)) else getattr(args[0], "__name__", "?") if args else "?"
+            raise ConformanceError(
+                f"{model}: {check.__name__} met {type(exc).__name__}: {exc}{_where(exc)}; the contract expects model "
+                "code to return what docs/plugins.md describes and to refuse what it cannot do with gencli.UserError"
+            ) from exc
+
+    return wrapper
+
+
+def _contract_call(name: str, call: str, contract: str, method, *args, **kwargs):
+    """Call a model method; a TypeError (a signature the core does not use) becomes a ConformanceError."""
+    try:
+        return method(*args, **kwargs)
+    except TypeError as exc:
+        fail(name, f"{call} raised TypeError: {exc}{_where(exc)}; the contract: {contract}")
+
+
 # --------------------------------------------------------------------------- the model under test
-def model_class(model: str | type) -> type:
-    """Return the Model subclass for a registered model name, or ``model`` itself when it is a class."""
+def _owner_check(model: str, plugin: str | None) -> None:
+    """Refuse a plain name two plugins register, and (with ``plugin``) a model ``plugin`` does not own."""
+    from gencli.plugins import registry
+
+    reg = registry()
+    if ":" not in model:
+        for clash in reg.clashes:
+            if clash.kind == "model" and clash.name == model:
+                raise ConformanceError(
+                    f"{model}: the name is registered by plugins {clash.kept!r} and {clash.other!r}, and the plain name "
+                    f"means {clash.kept!r}'s; the rule: a model's name is unique among installed plugins. Rename "
+                    f"yours, or test it by its qualified name, '{clash.other}:{model}' or '{clash.kept}:{model}'")
+    if plugin is not None:
+        spec = reg.model(model)
+        info = reg.plugin(spec.plugin)
+        owners = {spec.plugin} | ({info.distribution, info.module.split(":")[0].split(".")[0]} if info else set())
+        if plugin not in owners and plugin.split(".")[0] not in owners:
+            raise ConformanceError(
+                f"{model}: registered by plugin {spec.plugin!r}"
+                f"{f' ({info.distribution})' if info and info.distribution else ''}, not by {plugin!r}; "
+                "the rule: the kit tests only models of the plugin under test")
+
+
+def model_class(model: str | type, plugin: str | None = None) -> type:
+    """Return the Model subclass for a registered model name, or ``model`` itself when it is a class.
+
+    A plain name that two plugins register is refused (the kit does not guess which one is meant);
+    with ``plugin`` (an entry-point, distribution or package name), so is a model of another plugin.
+    """
     from gencli.models.base import Model
     from gencli.plugins import registry
 
     if isinstance(model, str):
-        cls = registry().model(model).load()
+        try:
+            spec = registry().model(model)
+        except UserError as exc:
+            raise ConformanceError(f"{model}: not a registered model: {exc}") from None
+        _owner_check(model, plugin)
+        try:
+            cls = spec.load()
+        except Exception as exc:
+            fail(model, f"importing its target {spec.target!r} raised {type(exc).__name__}: {exc}{_where(exc)}")
         if isinstance(cls, type) and issubclass(cls, Model):
-            cls = registry().model_class(model)  # with the summary and data kind its spec gives
+            try:
+                cls = registry().model_class(model)  # with the summary and data kind its spec gives
+            except UserError as exc:
+                fail(model, str(exc))
     else:
         cls = model
     if not (isinstance(cls, type) and issubclass(cls, Model)):
@@ -188,6 +268,7 @@ def cli_text(value: Any) -> str:
     return str(value)
 
 
+@contained
 def check_declarations(model: str | type) -> None:
     """Check the class attributes the core reads and the hyperparameter dataclass."""
     from gencli.models.base import Hyperparameters, TrainDefaults
@@ -258,6 +339,7 @@ def _check_fields(who: str, cls: type, what: str) -> None:
             fail(who, f"--set {f.name}={cli_text(default)} gives {parsed!r}, not the default {default!r}")
 
 
+@contained
 def check_hyperparameters(model: str | type, settings: Settings | None = None) -> None:
     """Check that ``--set`` refuses an unknown key and a wrongly typed value with a ``UserError``."""
     from gencli.training.engine import TrainConfig, train
@@ -305,6 +387,7 @@ def random_batch(cls: type, image_size: int, channels: int, n: int = 2, classes:
     return Batch(images=torch.rand(shape, device=device) * 2 - 1, labels=labels, targets=targets)
 
 
+@contained
 def check_builds(model: str | type, settings: Settings | None = None,
                  sizes: tuple[int, ...] = CANDIDATE_SIZES, channels: tuple[int, ...] = CHANNELS) -> Report:
     """Build at each size, and each channel count at the training size: each must build and train
@@ -459,6 +542,7 @@ def _train(name: str, cls: type, settings: Settings, root: Path, out: Path, step
         fail(name, f"training {steps} step(s) at {channels}x{size}x{size} refused: {exc}")
 
 
+@contained
 def check_training(model: str | type, settings: Settings | None = None) -> Path:
     """Train ``settings.steps`` steps through the engine; check the run it writes. Returns the run directory."""
     settings = settings or Settings()
@@ -502,6 +586,7 @@ def _weights(run_dir: Path) -> dict[str, Any]:
     return load_file(str(latest_checkpoint(run_dir) / "weights.safetensors"))
 
 
+@contained
 def check_checkpoint(run_dir: str | Path, settings: Settings | None = None, model: str | type | None = None) -> None:
     """Check that ``gencli.load_run`` restores the saved weights exactly and nothing else is needed.
 
@@ -569,6 +654,7 @@ def _probe(model, data):
     return None
 
 
+@contained
 def check_resume(model: str | type, straight_run: str | Path | None = None, settings: Settings | None = None) -> Path:
     """Train K steps, resume to N, and compare with N straight steps: every weight must be identical.
 
@@ -636,6 +722,7 @@ def _offered(name: str, capability: str, method, *args):
                    "leave a capability you do not have to the base class (the core then says what the model can do)")
 
 
+@contained
 def check_capabilities(run_dir: str | Path, settings: Settings | None = None, n: int = 4,
                        model: str | type | None = None) -> list[str]:
     """Call every capability the trained model offers and check what comes back. Returns their names.
@@ -671,8 +758,11 @@ def check_capabilities(run_dir: str | Path, settings: Settings | None = None, n:
                 for what in ("SampleOptions", "EvalOptions"):
                     options = _defaults(getattr(type(model), what) or type(model).SampleOptions)
                     if options:  # what `gencli sample` / `gencli eval` pass: every declared option, at its default
-                        _check_images(name, f"sample(**{what}())",
-                                      model.sample(n, labels, torch.Generator().manual_seed(0), **options), image)
+                        _check_images(name, f"sample(**{what}())", _contract_call(
+                            name, f"sample(n, labels, generator, {', '.join(options)})",
+                            f"sample(n, labels=None, generator=None, **options) takes every field of {what} as a "
+                            "keyword argument, with the same default",
+                            model.sample, n, labels, torch.Generator().manual_seed(0), **options), image)
             if "interpolate" in offered:
                 z = _offered(name, "interpolate", model.latents, n, torch.Generator().manual_seed(0))
                 if not torch.is_tensor(z) or len(z) != n:
@@ -708,11 +798,29 @@ def check_capabilities(run_dir: str | Path, settings: Settings | None = None, n:
                         pass  # a one-way model may refuse b2a, with a clear line
             for kind, fig in sorted(model.figures.items()):
                 extra = {"data": data} if fig.needs_data else {}
-                images, nrow = model.figure(kind, n, torch.Generator().manual_seed(0), **_defaults(fig.Options), **extra)
+                keywords = ", ".join([*_defaults(fig.Options), *extra]) or "no options"
+                drawn = _contract_call(
+                    name, f"figure({kind!r}, n, generator, {keywords})",
+                    "figure(kind, n, generator=None, **options) takes every field of the figure's Options as a keyword "
+                    "argument, plus data= (the held-out ImageData) when the figure needs_data, and returns (images, "
+                    "images per row)",
+                    model.figure, kind, n, torch.Generator().manual_seed(0), **_defaults(fig.Options), **extra)
+                if not (isinstance(drawn, tuple) and len(drawn) == 2):
+                    fail(name, f"figure({kind!r}) returned {type(drawn).__name__}; it must return (images, images per row)")
+                images, nrow = drawn
                 _check_images(name, f"figure({kind!r})", images, (len(images), c, s, s))
                 if not (isinstance(nrow, int) and nrow >= 1):
                     fail(name, f"figure({kind!r}) must return (images, images per row >= 1)")
-                columns, rows = model.figure_captions(kind, n, **_defaults(fig.Options), **extra)
+                captions = _contract_call(
+                    name, f"figure_captions({kind!r}, n, {keywords})",
+                    "figure_captions(kind, n=None, **options) receives the same keyword arguments as figure: every "
+                    "field of the figure's Options, plus data= when the figure needs_data (accept **options to "
+                    "ignore those it does not use), and returns (column headings or None, row names or None)",
+                    model.figure_captions, kind, n, **_defaults(fig.Options), **extra)
+                if not (isinstance(captions, tuple) and len(captions) == 2):
+                    fail(name, f"figure_captions({kind!r}) returned {type(captions).__name__}; it must return "
+                               "(column headings or None, row names or None)")
+                columns, rows = captions
                 if columns is not None and len(columns) != nrow:
                     fail(name, f"figure_captions({kind!r}) gives {len(columns)} column headings for {nrow} columns")
                 if rows is not None and len(rows) != -(-len(images) // nrow):
@@ -738,69 +846,100 @@ def _defaults(options_cls: type) -> dict[str, Any]:
 # --------------------------------------------------------------------------- plugin modules
 _PLUGIN_PROBE = textwrap.dedent("""
     import importlib, json, sys
-    from gencli.plugins import check_api
+    import pluggy
+    from gencli import hookspecs
+    from gencli.plugins import GROUP, HOOKS, PluginFault, PluginInfo, _call_hook, _fill_from_spec, describe_error, register
     from gencli.registry import ModelSpec
     out, specs = {}, {}
-    # Every module is imported and asked for its specs before any model class is loaded, so
-    # that torch in sys.modules can only come from the plugin modules themselves.
+    # Every module is imported, registered as the core registers a plugin, and asked for its specs
+    # before any model class is loaded, so that torch in sys.modules can only come from the
+    # plugin modules themselves.
+    pm = pluggy.PluginManager(GROUP)
+    pm.add_hookspecs(hookspecs)
     for name in sys.argv[1:]:
         errors = out[name] = []
-        module = importlib.import_module(name)
+        specs[name] = {}
+        try:
+            module = importlib.import_module(name)
+        except BaseException as exc:
+            errors.append("importing it failed: " + describe_error(exc))
+            continue
         if "torch" in sys.modules:
             errors.append("importing it imports torch; import heavy modules inside your model module only")
         try:
-            check_api(module)
-        except RuntimeError as exc:
+            register(pm, module, name)
+            info = PluginInfo(name=name, module=name)
+            specs[name] = {table: _call_hook(pm, info, hook, spec_type) for table, (hook, spec_type, _) in HOOKS.items()}
+        except PluginFault as exc:
             errors.append(str(exc))
-        hook = getattr(module, "gencli_register_models", None)
-        specs[name] = list(hook() or []) if hook else []
+            continue
         if "torch" in sys.modules and not errors:
-            errors.append("gencli_register_models imports torch; return ModelSpec descriptions only")
+            errors.append("its hooks import torch; return specs (descriptions) only")
     for name, found in specs.items():
-        for spec in found:
-            if not isinstance(spec, ModelSpec):
-                out[name].append(f"gencli_register_models returned {type(spec).__name__}, not ModelSpec")
+        for spec in found.get("models", []):
+            try:
+                cls = spec.load()
+            except BaseException as exc:
+                out[name].append(f"ModelSpec {spec.name!r}: importing {spec.target!r} failed: {describe_error(exc)}")
                 continue
-            cls = spec.load()
-            from gencli.plugins import _fill_from_spec
             _fill_from_spec(cls, spec)
             if getattr(cls, "name", None) != spec.name:
                 out[name].append(f"ModelSpec {spec.name!r} loads a class named {getattr(cls, 'name', None)!r}")
             if getattr(cls, "data", None) != spec.data:
                 out[name].append(f"ModelSpec {spec.name!r} says data={spec.data!r}, "
                                  f"its class says {getattr(cls, 'data', None)!r}")
+    # Names are unique among installed plugins: compare with every other plugin gencli loads here.
+    from gencli.plugins import load_registry
+    others = [p for p in load_registry().plugins if p.module.split(":")[0] not in out and not p.error]
+    for name, found in specs.items():
+        for table, (_, _, kind) in HOOKS.items():
+            for spec in found.get(table, []):
+                for other in others:
+                    if spec.name in getattr(other, table):
+                        dist = f" ({other.distribution})" if other.distribution else ""
+                        out[name].append(f"{kind} {spec.name!r} is also registered by plugin {other.name!r}{dist}; "
+                                         "names are unique among installed plugins: choose another")
     print(json.dumps(out))
 """)
 
 
+@contained
 def check_plugin(*modules: str) -> None:
     """Check plugin modules (e.g. ``"gencli_mymodel.plugin"``) in a fresh interpreter.
 
     Each must import without importing torch (so ``gencli --help`` and ``gencli models`` stay
-    fast), declare a ``GENCLI_API`` this gencli speaks, and register ``ModelSpec``s whose name and
-    data kind match the classes they load.
+    fast), be accepted as the core accepts a plugin (a ``GENCLI_API`` this gencli speaks, hooks
+    marked with ``@hookimpl`` that exist and take the arguments their specs give, hooks that
+    return lists of specs), register ``ModelSpec``s whose name and data kind match the classes
+    they load, and register no model, dataset or metric name another installed plugin has.
     """
     result = subprocess.run([sys.executable, "-c", _PLUGIN_PROBE, *modules], capture_output=True, text=True, timeout=300)
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ConformanceError(f"{', '.join(modules)}: importing the plugin failed: {last}")
-    problems = [f"{m}: {e}" for m, errors in json.loads(result.stdout).items() for e in errors]
+        raise ConformanceError(f"{', '.join(modules)}: checking the plugin failed: {last}")
+    problems = [f"{m}: {e}" for m, errors in json.loads(result.stdout.strip().splitlines()[-1]).items() for e in errors]
     if problems:
         raise ConformanceError("; ".join(problems))
 
 
 # --------------------------------------------------------------------------- everything
+@contained
 def check_model(model: str | type, image_size: int | None = None, channels: int | None = None, *,
                 workdir: str | Path | None = None, overrides: dict[str, Any] | None = None,
                 steps: int = 3, resume_at: int = 1, batch_size: int = 4, device: str = "cpu",
-                sizes: tuple[int, ...] = CANDIDATE_SIZES) -> Report:
+                sizes: tuple[int, ...] = CANDIDATE_SIZES, plugin: str | None = None) -> Report:
     """Run every check on ``model`` (a registered name or a Model class); return what was found.
 
     ``image_size`` and ``channels`` fix the training shape (default: the smallest size the model
     accepts, its default channels); ``overrides`` adds hyperparameters to the class's
     ``test_overrides`` (a two-stage model gets its source run here, e.g. ``{"from_run": RUN}``).
-    Raises ``ConformanceError`` at the first check that fails.
+    ``plugin`` (the plugin under test: its entry-point, distribution or package name) makes the kit
+    refuse a model name that plugin does not own. A plain name two installed plugins register is
+    always refused: test ``"plugin:name"``. Raises ``ConformanceError`` at the first check that
+    fails, and never any other exception.
     """
+    if isinstance(model, str):
+        model_class(model, plugin)  # the name is registered, unambiguous, and (with plugin) the plugin's own
     settings = Settings(image_size, channels, steps, resume_at, batch_size, device=device,
                         overrides=dict(overrides or {}), workdir=Path(workdir) if workdir else None)
     with _workspace(settings) as root, registered(model) as (name, cls):

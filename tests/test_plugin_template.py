@@ -58,3 +58,25 @@ def test_an_existing_folder_is_never_overwritten(tmp_path):
     r = run_cli("plugins", "new", "x", "--out", str(target))
     assert r.returncode == 2 and "already exists" in r.stderr
     assert [p.name for p in target.iterdir()] == ["keep.txt"]
+
+
+@pytest.mark.parametrize("name, taken", [
+    ("vae", "the plugin 'vae' of gencli has that entry-point name"),  # a built-in plugin's entry point and package
+    ("core", "the plugin 'core' of gencli has that entry-point name"),
+    ("beta-vae", "plugin 'vae' already has a model named 'beta-vae'"),
+    ("autoencoder", "the plugin 'autoencoder' of gencli-plugin-autoencoder has that entry-point name"),
+])
+def test_a_name_already_in_use_is_refused_and_nothing_is_written(tmp_path, monkeypatch, cli, name, taken):
+    monkeypatch.chdir(tmp_path)
+    r = cli("plugins", "new", name)
+    assert r.exit_code == 2 and f"plugin name {name!r} is taken: {taken}" in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1 and not any(tmp_path.iterdir())
+
+
+def test_the_name_check_sees_an_import_package_and_a_distribution():
+    from gencli.cli.plugins import name_in_use
+
+    assert "lives in the import package 'gencli_vae'" in name_in_use("zz-unused", "gencli_vae", "gencli-zz-unused")
+    assert "import package 'pluggy' is already installed" in name_in_use("zz-unused", "pluggy", "gencli-zz-unused")
+    assert "installed distribution 'gencli'" in name_in_use("zz-unused", "gencli_zz_unused", "gencli")
+    assert name_in_use("zz-unused", "gencli_zz_unused", "gencli-zz-unused") is None

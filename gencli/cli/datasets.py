@@ -28,12 +28,23 @@ def datasets(
                                                     show_default="3")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List datasets, show their cards, or prepare one."""
+    """List datasets, show their cards, or prepare one.
+
+    A dataset whose files can be local (MNIST and Fashion-MNIST: their four IDX files) is looked
+    for before it is downloaded: in the system dataset folder /usr/share/datasets/NAME
+    (GENCLI_SYSTEM_DATASETS names another folder), then in DIR/NAME for each DIR of
+    GENCLI_DATASET_PATH (colon-separated), then in the cache GENCLI_DATA_DIR/NAME. The "found"
+    column (the "found" key of --json) says where each one is: system, path, cache, generated or
+    not present. A folder of IDX files given as --data FOLDER is a labelled dataset whose t10k-
+    files are the held-out split.
+    """
     from gencli.data import cards
     from gencli.plugins import registry
     from gencli.ui.console import out
 
     reg = registry()
+    if not (prepare or info):
+        reg.warn_clashes("dataset")  # listing: every clash of dataset names, with the name to use
     if prepare:
         line = cards.prepare_dataset(prepare, image_size, channels)
         if json_out:
@@ -80,14 +91,16 @@ def render_rows(rows: list[dict], console=None) -> None:
     table.add_column("native", no_wrap=True)
     table.add_column("on disk", justify="right", no_wrap=True)
     table.add_column("cached", no_wrap=True)
+    table.add_column("found", no_wrap=True)
     if wide:
         table.add_column("summary", overflow="fold", ratio=1)
     for row in rows:
         styled = {"yes": "[green]yes[/]", "no": "[dim]no[/]", "generated": "[cyan]generated[/]",
                   "unverified": "[yellow]unverified[/]"}
         cached = styled.get(row["cached"], row["cached"])
+        found = {"not present": "[dim]not present[/]"}.get(row["found"], row["found"])
         cells = [row["name"], row["kind"], compact_count(row["images"]), str(row["resolution"]),
-                 human_bytes(row["on_disk"]), cached]
+                 human_bytes(row["on_disk"]), cached, found]
         table.add_row(*cells, *([row["summary"]] if wide else []))
     console.print(table)
     console.print("[dim]details: gencli datasets --info NAME; fetch ahead of time: gencli datasets --prepare NAME[/]")

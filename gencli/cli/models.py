@@ -30,6 +30,7 @@ def models(
         payload = model_info(reg, info)
         print(json.dumps(payload, indent=2)) if json_out else render_info(payload)
         return
+    reg.warn_clashes("model")  # listing: every clash of model names, with the name to use
     rows = [{"name": k, "plugin": s.plugin, "data": s.data, "summary": s.summary}
             for k, s in sorted(reg.models.items()) if ":" not in k]
     if json_out:

@@ -25,12 +25,16 @@ class GencliGroup(TyperGroup):
 
 @functools.lru_cache(maxsize=1)
 def plugin_commands() -> dict:
-    """Return the commands plugins add; one that clashes with a core or an earlier plugin's is refused."""
-    from gencli.plugins import registry
+    """Return the commands plugins add; one that clashes with a core or an earlier plugin's is refused.
+
+    A command refused because an earlier plugin has its name stays reachable as ``plugin:command``.
+    """
+    from gencli.plugins import Clash, describe_error, registry, running_plugin
     from gencli.ui.console import warn
 
     reg = registry()
     found: dict = {}
+    qualified: dict = {}
     for info in reg.plugins:
         if info.error:
             continue
@@ -39,13 +43,12 @@ def plugin_commands() -> dict:
             if impl.plugin_name != info.name:
                 continue
             try:
-                impl.function(sub)
-                group = typer.main.get_group(sub) if sub.registered_commands or sub.registered_groups else None
+                with running_plugin(info, "calling gencli_register_commands of"):
+                    impl.function(sub)
+                    group = typer.main.get_group(sub) if sub.registered_commands or sub.registered_groups else None
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:  # noqa: BLE001 - a plugin's broken command breaks only that plugin
-                from gencli.plugins import describe_error
-
                 info.error = f"gencli_register_commands raised {describe_error(exc)}"
                 group = None
             for name, command in (group.commands.items() if group is not None else ()):
@@ -55,9 +58,12 @@ def plugin_commands() -> dict:
                     warn(f"plugin {info.name!r} command {name!r} clashes with the core command {name!r}; not registered")
                     info.shadowed.append(f"command {name!r} (a core command)")
                 elif name in found:
-                    warn(f"plugin {info.name!r} command {name!r} clashes with plugin {found[name][0]!r}'s; not registered")
-                    info.shadowed.append(f"command {name!r} (kept from plugin {found[name][0]!r})")
+                    clash = Clash("command", name, found[name][0], info.name)
+                    reg.clashes.append(clash)
+                    reg.warn_clashes("command", name)
+                    info.shadowed.append(f"command {name!r} (kept from plugin {found[name][0]!r}; use '{info.name}:{name}')")
+                    qualified[f"{info.name}:{name}"] = (info.name, command)
                 else:
                     found[name] = (info.name, command)
                     info.commands.append(name)
-    return {name: command for name, (_, command) in found.items()}
+    return {name: command for name, (_, command) in {**found, **qualified}.items()}

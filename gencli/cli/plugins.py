@@ -19,10 +19,12 @@ EPILOG = examples(
     "gencli plugins",
     "gencli plugins --json",
     "gencli plugins new mymodel",
+    "gencli plugins install gencli-mymodel",
+    "gencli plugins uninstall gencli-mymodel",
     "GENCLI_LOAD_PLUGINS=vae,gan gencli models",
 )
 
-app = typer.Typer(help="List installed plugins and what each contributes; start a new plugin.")
+app = typer.Typer(help="List installed plugins and what each contributes; install, uninstall or start one.")
 
 
 @app.callback(invoke_without_command=True, epilog=EPILOG)
@@ -39,6 +41,7 @@ def plugins(
 
     reg = registry()
     plugin_commands()  # credits each plugin with the commands it adds (or was refused)
+    reg.warn_clashes()
     rows = [{"name": p.name, "distribution": p.distribution, "version": p.version, "module": p.module,
              "status": "broken" if p.error else "ok", "error": p.error, "models": p.models,
              "datasets": p.datasets, "metrics": p.metrics, "commands": p.commands, "shadowed": p.shadowed}
@@ -74,6 +77,75 @@ def new(
         print(path)
 
 
+@app.command("install", epilog=examples("gencli plugins install gencli-mymodel",
+                                         "gencli plugins install ./gencli-mymodel",
+                                         "gencli plugins install -e ./gencli-mymodel",
+                                         "gencli plugins install 'gencli-mymodel @ git+https://example.org/you/gencli-mymodel'"))
+@handle_errors
+def install(
+    packages: Annotated[list[str], typer.Argument(metavar="PACKAGE", show_default=False,
+                                                  help="What pip installs: a name from the package index, a folder, a wheel or a URL.")],
+    upgrade: Annotated[bool, typer.Option("--upgrade", "-U", help="Upgrade to the newest version.")] = False,
+    editable: Annotated[bool, typer.Option("--editable", "-e", help="Install a folder in editable mode (for plugin authors).")] = False,
+) -> None:
+    """Install plugins with pip into the Python environment gencli runs in; `gencli plugins` then lists them."""
+    args = ["install", *(["--upgrade"] if upgrade else [])]
+    for package in packages:
+        args += ["--editable", package] if editable else [package]
+    _pip(args, f"installing {' '.join(packages)}")
+    _report_plugins()
+
+
+@app.command("uninstall", epilog=examples("gencli plugins uninstall gencli-mymodel", "gencli plugins uninstall mymodel"))
+@handle_errors
+def uninstall(
+    names: Annotated[list[str], typer.Argument(metavar="NAME", show_default=False,
+                                               help="A plugin's distribution or entry-point name (`gencli plugins` lists both).")],
+) -> None:
+    """Uninstall plugins with pip from the Python environment gencli runs in."""
+    import importlib.metadata as metadata
+
+    from gencli.plugins import CORE_DISTRIBUTION, GROUP
+
+    dists = []
+    for name in names:
+        owner = next((ep.dist.metadata["Name"] for ep in metadata.entry_points(group=GROUP)
+                      if ep.name == name and getattr(ep, "dist", None)), None)
+        try:
+            dist = owner or metadata.distribution(name).metadata["Name"]
+        except metadata.PackageNotFoundError:
+            raise UserError(f"no plugin or distribution {name!r} is installed; `gencli plugins` lists them") from None
+        if _canonical(dist) == CORE_DISTRIBUTION:
+            raise UserError(f"{name!r} is part of gencli itself, not a plugin that can be uninstalled; "
+                            "leave it out with GENCLI_LOAD_PLUGINS instead")
+        dists.append(dist)
+    _pip(["uninstall", "--yes", *dists], f"uninstalling {' '.join(dists)}")
+    _report_plugins()
+
+
+def _pip(args: list[str], doing: str) -> None:
+    """Run pip of gencli's own interpreter; its output goes to stderr, a failure is one line."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "pip", *args], stdout=sys.stderr, stderr=sys.stderr)
+    if result.returncode != 0:
+        raise UserError(f"pip failed {doing} (exit code {result.returncode}); its messages are above")
+
+
+def _report_plugins() -> None:
+    """Print the installed plugins, found afresh (pip has just changed them)."""
+    import importlib
+
+    from gencli.plugins import registry
+
+    importlib.invalidate_caches()
+    registry.cache_clear()
+    for info in registry().plugins:
+        status = f"broken: {info.error}" if info.error else "ok"
+        print(f"{info.name}\t{info.distribution}\t{info.version}\t{status}")
+
+
 def write_plugin(name: str, out: Path | None = None) -> list[Path]:
     """Render the plugin template for model ``name`` into ``out``; return the files written."""
     import gencli
@@ -84,6 +156,10 @@ def write_plugin(name: str, out: Path | None = None) -> list[Path]:
     if keyword.iskeyword(package):
         raise UserError(f"plugin name {name!r} gives the package name {package!r}, a Python keyword")
     dist = f"gencli-{name}"
+    taken = name_in_use(name, package, dist)
+    if taken:
+        raise UserError(f"plugin name {name!r} is taken: {taken}; choose another name "
+                        "(the built-in plugins' names are reserved: `gencli plugins` lists them)")
     target = Path(out) if out is not None else Path(dist)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise UserError(f"{str(target)!r} already exists and is not an empty folder; choose another --out")
@@ -101,3 +177,39 @@ def write_plugin(name: str, out: Path | None = None) -> list[Path]:
         dest.write_text(source.read_text().format(**values))
         written.append(dest)
     return written
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def name_in_use(name: str, package: str, dist: str) -> str | None:
+    """Say what already uses a new plugin's names (entry point, model, distribution, import package), or None.
+
+    The built-in plugins' names are taken this way too: their entry points and import packages
+    are installed with gencli.
+    """
+    import importlib.metadata as metadata
+    import importlib.util
+
+    for ep in metadata.entry_points(group="gencli"):
+        owner = ep.dist.metadata["Name"] if getattr(ep, "dist", None) else "an unknown distribution"
+        if ep.name == name:
+            return f"the plugin {ep.name!r} of {owner} has that entry-point name"
+        if ep.value.split(":")[0].split(".")[0] == package:
+            return f"the plugin {ep.name!r} of {owner} lives in the import package {package!r}"
+    for found in metadata.distributions():
+        if _canonical(found.metadata["Name"] or "") == _canonical(dist):
+            return f"the installed distribution {found.metadata['Name']!r} has the name {dist!r} would get"
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None:
+        return f"the import package {package!r} is already installed"
+    from gencli.plugins import registry
+
+    model = registry().models.get(name)
+    if model is not None:
+        return f"plugin {model.plugin!r} already has a model named {name!r}"
+    return None

@@ -31,6 +31,7 @@ def load_dataset(spec: str, request: DataRequest) -> ImageData:
 
     reg = registry()
     if spec in reg.datasets:
+        reg.warn_clashes("dataset", spec)
         return reg.datasets[spec].load()(request)
     path = Path(spec).expanduser()
     if path.exists() or "/" in spec or spec.startswith("."):
