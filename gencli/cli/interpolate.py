@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -58,6 +59,8 @@ def interpolate(
         print(latent_grid_figure(loaded, model, latent_grid, label_index, path))
         return
     target = output_file(out, loaded, "interpolation")
+    if out is not None and os.path.lexists(target.with_suffix(".gif")):  # the GIF written beside it
+        raise UserError(f"--out {str(target.with_suffix('.gif'))!r} already exists; choose a new name (nothing is overwritten)")
     for p in walk(model, frames, from_seed, to_seed, images, label_index, options, target):
         print(p)
 

@@ -4,6 +4,8 @@ Each image is resized (stretched) to the network's square size, translated in ba
 model's device, and written as the same file name in the output folder: at the network size, or
 resized back to the source size with ``resize_back``; optionally side by side with its input.
 A source format that cannot be written (or cannot hold the channels) is written as PNG.
+An output folder that already holds one of the names is refused before anything is written:
+nothing is overwritten, as with `gencli sample`.
 """
 
 from __future__ import annotations
@@ -55,7 +57,12 @@ def translate(
     if not inputs:
         raise UserError("give at least one image file or folder to translate")
     direction = direction_to(model, loaded, to) if to is not None else model.directions[0]
-    dest = out or loaded.dir / "translated"
+    if out is None:
+        from gencli.fileio import sealed
+
+        dest = sealed(loaded.dir, "translated", "folder")  # a link there is refused, not followed
+    else:
+        dest = out
     if dest.exists() and not dest.is_dir():
         raise UserError(f"--out {str(dest)!r} is a file; give a folder")
     c, s, _ = model.image_shape
@@ -208,6 +215,9 @@ def _plan(files: list[Path], out: Path, channels: int) -> list[_Item]:
             )
         if target.exists() and target.resolve() == source.resolve():
             raise UserError(f"translating {str(source)!r} into {str(out)!r} would overwrite it; choose another --out")
+        if os.path.lexists(target):  # as `gencli sample` does: a user's file is never replaced
+            raise UserError(f"--out {str(out)!r} already holds {target.name!r}; choose a new folder "
+                            "(nothing is overwritten)")
         taken[key] = source
         _check_readable(source)
         items.append(_Item(source, target))
@@ -225,11 +235,34 @@ def _output_name(source: Path, channels: int) -> str:
     return source.name if writable else source.stem + ".png"
 
 
+def _open_image(path: Path):
+    """Return ``path`` opened by PIL; an image over PIL's pixel limit (its decompression-bomb error, or its
+    warning, which this turns into the same refusal) is refused in one line naming its size."""
+    import warnings
+
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            return Image.open(path)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            pass
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        with Image.open(path) as img:  # reads the header only, to say the size
+            w, h = img.size
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    raise UserError(f"image {str(path)!r} is {w:,}x{h:,} pixels, more than the {limit:,} pixels gencli decodes "
+                    "(a decompression bomb, or a photo to scale down first)")
+
+
 def _check_readable(path: Path) -> None:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
+        with _open_image(path) as img:
             img.verify()
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise UserError(f"cannot read image {str(path)!r}: {exc}") from None
@@ -245,10 +278,10 @@ def _read(item: _Item, channels: int) -> torch.Tensor:
     """Return the full-size image of ``item`` as uint8 [C, H, W]; record its size."""
     import numpy as np
     import torch
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(item.source) as img:
+        with _open_image(item.source) as img:
             # Camera photos store their rotation in EXIF: translate the picture as it is seen.
             img = ImageOps.exif_transpose(img).convert("L" if channels == 1 else "RGB")
             item.size = img.size
@@ -273,14 +306,18 @@ def _resize(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 def _write(image: torch.Tensor, path: Path) -> Path:
-    """Write uint8 [C, H, W] ``image`` to ``path`` (format by extension) via a temporary file."""
+    """Write uint8 [C, H, W] ``image`` to ``path`` (format by extension) via a new temporary file."""
+    import io
+
     from PIL import Image
+
+    from gencli.fileio import write_atomic
 
     arr = image.permute(1, 2, 0).numpy()
     pil = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
     fmt = Image.registered_extensions()[path.suffix.lower()]
     options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}  # not the lossy defaults' 75-80
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    pil.save(tmp, format=fmt, **options)
-    tmp.replace(path)
+    buffer = io.BytesIO()
+    pil.save(buffer, format=fmt, **options)
+    write_atomic(path, buffer.getvalue())
     return path

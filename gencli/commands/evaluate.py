@@ -13,7 +13,9 @@ Without the Inception weights (and no ``--features``), the FID-style metrics are
 one warning line and the others are still computed; only when none is left is it an error.
 
 Results are appended to the run's ``metrics.jsonl`` as one line ``{"eval": {...}, "settings":
-{...}}``; ``compare`` reads those lines back to put several runs in one table.
+{...}}``, holding the file's lock (so two evaluations, or an evaluation and a resumed training,
+never lose a line); ``compare`` reads those lines back to put several runs in one table. Figures
+go to ``RUN/eval/`` under unique temporary names: a link there is refused, never followed.
 """
 
 from __future__ import annotations
@@ -163,13 +165,16 @@ def evaluate(
 
     figures: list[Path] = []
     per_class: list[dict[str, Any]] = []
+    from gencli.fileio import sealed
+
+    folder = sealed(run_dir, EVAL_DIR, "folder", create=True)  # a link or a file there: one line, nothing written
     if any(name == "accuracy" for name, _ in chosen):
-        per_class, confusion = write_confusion_figure(ctx, run_dir / EVAL_DIR)
+        per_class, confusion = write_confusion_figure(ctx, folder)
         figures.append(confusion)
     if ctx.translating:
-        figures += write_translation_figures(ctx, run_dir / EVAL_DIR)
+        figures += write_translation_figures(ctx, folder)
     elif any(name in RECONSTRUCTION_METRICS for name, _ in chosen):
-        figures += write_autoencoder_figures(ctx, run_dir / EVAL_DIR)
+        figures += write_autoencoder_figures(ctx, folder)
     figures += [Path(p) for p in model.report(run) or []]
 
     settings = {
@@ -313,17 +318,7 @@ def compare(run_dirs: list[Path]) -> list[dict[str, Any]]:
     rows = []
     for ref in run_dirs:
         run = Run.open(ref)
-        values: dict[str, float | None] = {}
-        settings: dict[str, Any] = {}
-        classes = run.info.get("data", {}).get("classes") or []
-        for line in run.evaluations():
-            settings = line.get("settings", {})
-            label = settings.get("label")
-            if label is not None:  # one class's numbers are not the model's: keep them apart
-                name = classes[label] if isinstance(label, int) and label < len(classes) else label
-                values.update({f"{k} [{name}]": v for k, v in line["eval"].items()})
-            else:
-                values.update(line["eval"])  # later evaluations overwrite earlier ones
+        values, settings = latest_results(run)
         rows.append({
             "run": str(run.dir), "model": run.info.get("model", "?"), "data": run.info.get("data", {}).get("spec"),
             "step": settings.get("step", run.info.get("step")), "n": settings.get("n"), "split": settings.get("split"),
@@ -333,6 +328,22 @@ def compare(run_dirs: list[Path]) -> list[dict[str, Any]]:
     for r in rows:
         r["differs"] = {k: r["settings"].get(k) for k in differing}
     return rows
+
+
+def latest_results(run) -> tuple[dict[str, float | None], dict[str, Any]]:
+    """Return a run's latest value of every metric it was evaluated on, and the settings of its last evaluation."""
+    values: dict[str, float | None] = {}
+    settings: dict[str, Any] = {}
+    classes = run.info.get("data", {}).get("classes") or []
+    for line in run.evaluations():
+        settings = line.get("settings", {})
+        label = settings.get("label")
+        if label is not None:  # one class's numbers are not the model's: keep them apart
+            name = classes[label] if isinstance(label, int) and 0 <= label < len(classes) else label
+            values.update({f"{k} [{name}]": v for k, v in line["eval"].items()})
+        else:
+            values.update(line["eval"])  # later evaluations overwrite earlier ones
+    return values, settings
 
 
 # Training settings that say nothing about the model (where it ran, how often it logged).

@@ -113,14 +113,14 @@ def save_labelled_grid(images: torch.Tensor, path: Path, nrow: int, columns: lis
 
 
 def save_png(array: np.ndarray, path: Path) -> Path:
-    """Write an HxW or HxWxC uint8 array as PNG, through a temporary file and a rename."""
+    """Write an HxW or HxWxC uint8 array as PNG, through a new temporary file and a rename."""
     import imageio.v3 as iio
+
+    from gencli.fileio import write_atomic
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    iio.imwrite(tmp, array, extension=".png")
-    tmp.replace(path)
+    write_atomic(path, iio.imwrite("<bytes>", array, extension=".png"))
     return path
 
 
@@ -142,10 +142,10 @@ def save_gif(frames: list[np.ndarray], path: Path, duration_ms: int = 400) -> Pa
     """Write frames (uint8 arrays of one shape) as a looping GIF."""
     import imageio.v3 as iio
 
+    from gencli.fileio import write_atomic
+
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.gif")
-    iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=duration_ms, loop=0)
-    tmp.replace(path)
+    write_atomic(path, iio.imwrite("<bytes>", np.stack(frames), extension=".gif", duration=duration_ms, loop=0))
     return path
 
 
@@ -166,7 +166,9 @@ def gif_from_pngs(pngs: list[Path], path: Path, duration_ms: int = 400, captions
     """Build a GIF from PNG files (one frame each, in order), enlarged and captioned; None when there are none."""
     import imageio.v3 as iio
 
-    frames = [iio.imread(p) for p in pngs]
+    from gencli.fileio import read_nofollow
+
+    frames = [iio.imread(read_nofollow(p) or b"", extension=".png") for p in pngs]
     if not frames:
         return None
     return save_gif(readable_frames(frames, captions, min_width), path, duration_ms)

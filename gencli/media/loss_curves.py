@@ -34,6 +34,18 @@ def plot_losses(rows: list[dict], out: Path, title: str = "") -> Path | None:
 
     Quality lines (``{"step", "quality"}``, from ``eval_every``) add panels of FID and class accuracy.
     """
+    from gencli.fileio import write_atomic
+
+    png = loss_figure(rows, title)
+    if png is None:
+        return None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(out, png)
+    return out
+
+
+def loss_figure(rows: list[dict], title: str = "") -> bytes | None:
+    """Return the PNG bytes of ``plot_losses``'s figure, written nowhere (None when nothing was logged)."""
     skip = {"step", "epoch", "images_per_s", "time", "lr"}
     quality = quality_series(rows)
     rows = [r for r in rows if "quality" not in r]
@@ -69,9 +81,9 @@ def plot_losses(rows: list[dict], out: Path, title: str = "") -> Path | None:
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp.png")
-    fig.savefig(tmp, dpi=90)
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=90, format="png")
     plt.close(fig)
-    tmp.replace(out)
-    return out
+    return buffer.getvalue()

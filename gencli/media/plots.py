@@ -23,13 +23,17 @@ def _pyplot():
 
 
 def _save(fig, path: Path, dpi: int = 100) -> Path:
+    import io
+
+    from gencli.fileio import write_atomic
+
     plt = _pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=dpi, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
-    tmp.replace(path)
+    write_atomic(path, buffer.getvalue())
     return path
 
 

@@ -4,6 +4,10 @@ Two processes training one run would both append to ``metrics.jsonl``, save the 
 prune each other's checkpoints. The lock is an ``flock`` on ``RUN/.lock``: the kernel releases it
 when its holder dies, however it dies, so a killed trainer never leaves a run locked; the file
 only records the holder's process id for the refusal message.
+
+A command that takes the lock and is then refused (a setting that cannot change, a run already
+finished) puts the file back as it was (``restore``): a refusal changes nothing. ``RUN/.lock``
+is opened without following a link, and anything but a plain file there is refused in one line.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import os
 from pathlib import Path
 
 from gencli.errors import UserError
-from gencli.fileio import naming
+from gencli.fileio import naming, open_nofollow
 
 try:
     import fcntl
@@ -28,13 +32,15 @@ class RunLock:
     def __init__(self, run_dir: Path) -> None:
         self.path = Path(run_dir) / LOCK_FILE
         self._fd: int | None = None
+        self._before: tuple[bytes, int, int] | None = None  # contents, atime_ns, mtime_ns when taken
+        self.kept = False
 
     def acquire(self) -> "RunLock":
         if fcntl is None:
             return self
         try:
             with naming(self.path):
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                fd = open_nofollow(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except PermissionError:
             raise UserError(f"cannot train run {str(self.path.parent)!r}: no permission to write in it; "
                             "train a copy of it that you own") from None
@@ -53,12 +59,32 @@ class RunLock:
         self._fd = fd
         try:
             with naming(self.path):
+                st = os.fstat(fd)
+                self._before = (os.read(fd, 64), st.st_atime_ns, st.st_mtime_ns)
+                os.lseek(fd, 0, os.SEEK_SET)
                 os.ftruncate(fd, 0)
                 os.write(fd, f"{os.getpid()}\n".encode())
         except BaseException:
             self.release()
             raise
         return self
+
+    def keep(self) -> None:
+        """Say the run is being trained now: the file keeps this process's id after ``release``."""
+        self.kept = True
+
+    def restore(self) -> None:
+        """Put the file back as it was before ``acquire`` (its id and times): for a refused command."""
+        if self._fd is None or self._before is None:
+            return
+        data, atime, mtime = self._before
+        try:
+            os.lseek(self._fd, 0, os.SEEK_SET)
+            os.ftruncate(self._fd, 0)
+            os.write(self._fd, data)
+            os.utime(self._fd, ns=(atime, mtime))
+        except OSError:
+            pass  # the lock is released all the same; a stale id only names a process that ended
 
     def release(self) -> None:
         if self._fd is not None:
@@ -70,4 +96,6 @@ class RunLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:
+        if not self.kept:
+            self.restore()
         self.release()

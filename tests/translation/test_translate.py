@@ -211,3 +211,18 @@ def test_outputs_never_overwrite_inputs_or_each_other(tmp_path):
     assert (tmp_path / "one" / "same.png").read_bytes() == original
     with pytest.raises(UserError, match="would both be written as"):
         translate_paths(negative(), [tmp_path / "one", tmp_path / "two"], "a2b", tmp_path / "out", show_progress=False)
+
+
+def test_existing_output_files_are_never_overwritten(tmp_path):
+    """As `gencli sample` does, translate refuses an --out that already holds an output's name, before writing."""
+    src = tmp_path / "in"
+    write_images(src, {"a.png": (16, 16), "b.png": (16, 16)})
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "b.png").write_bytes(b"the user's own file")
+    with pytest.raises(UserError) as caught:
+        translate_paths(negative(), [src], "a2b", out, show_progress=False)
+    assert str(caught.value) == (f"--out {str(out)!r} already holds 'b.png'; choose a new folder "
+                                 "(nothing is overwritten)")
+    assert (out / "b.png").read_bytes() == b"the user's own file"
+    assert sorted(p.name for p in out.iterdir()) == ["b.png"]
