@@ -46,6 +46,10 @@ def datasets(
     if not (prepare or info):
         reg.warn_clashes("dataset")  # listing: every clash of dataset names, with the name to use
     if prepare:
+        from gencli.training.settings import check_flag
+
+        check_flag("image_size", image_size)  # the bounds of `gencli train`'s flags
+        check_flag("channels", channels)
         line = cards.prepare_dataset(prepare, image_size, channels)
         if json_out:
             _print_json({"prepared": reg.dataset(prepare).name, "summary": line})

@@ -9,7 +9,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from gencli.cli.common import complete_datasets, complete_models, complete_runs, examples, handle_errors, state
+from gencli.cli.common import (
+    complete_datasets,
+    complete_hyperparameters,
+    complete_models,
+    complete_runs,
+    examples,
+    handle_errors,
+    state,
+)
 from gencli.errors import UserError
 
 TRAIN_PANEL = "Training"
@@ -40,7 +48,7 @@ def train(
     lr: Annotated[Optional[float], typer.Option("--lr", help="Learning rate (same as --set lr=...).", rich_help_panel=TRAIN_PANEL)] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed: same seed, same run.", rich_help_panel=TRAIN_PANEL,
                                                 show_default="0")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE", show_default=False,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE", show_default=False, autocompletion=complete_hyperparameters,
                     help="Hyperparameter (repeatable); `gencli models --info MODEL` lists them.", rich_help_panel=TRAIN_PANEL)] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="TOML file: training options and a \\[hyperparameters] table.",
                                                    rich_help_panel=TRAIN_PANEL)] = None,
@@ -121,7 +129,9 @@ def train(
     cfg = TrainConfig(out=out, resume=resume, sync_bn=sync_bn, tensorboard=tensorboard, quiet=state["quiet"], **values)
     run_dir = run_training(cfg)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one line for the run, not one per process
-        print(run_dir)
+        from gencli.ui.console import result
+
+        result(str(run_dir))  # a closed stdout swallows it: the run is finished all the same
 
 
 def _launch_torchrun(devices: int) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import lzma
 import os
 import re
 import shutil
@@ -30,6 +31,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -55,6 +57,8 @@ MAX_MEMBERS_ENV, MAX_MEMBERS = "GENCLI_MAX_ARCHIVE_MEMBERS", 1_000_000
 JUNK_FOLDERS = {"__MACOSX"}
 # Folder names that carry meaning in a dataset layout: never looked through as a mere wrapper.
 LAYOUT_FOLDERS = {"train", "test", "val", "trainA", "trainB", "testA", "testB"}
+# The longest file or folder name the common file systems take (ext4, APFS, NTFS: 255).
+MAX_NAME_BYTES = 255
 
 
 def stderr_console():
@@ -292,7 +296,7 @@ def _free_bytes(folder: Path) -> int | None:
 def _copy_at_most(src, dst, size: int, name: str, archive: Path) -> int:
     """Copy a member's bytes, refusing one that holds more than it declared."""
     written = 0
-    while chunk := src.read(min(CHUNK, size - written + 1)):
+    while chunk := _reading(archive, lambda n=min(CHUNK, size - written + 1): src.read(n)):
         written += len(chunk)
         if written > size:
             raise UserError(f"refusing to extract {archive.name}: member {name!r} holds more than the "
@@ -309,7 +313,20 @@ def _member_parts(name: str, archive: Path) -> tuple[str, ...]:
     if ".." in parts:
         raise UserError(f"refusing to extract {archive.name}: member {name!r} would escape the target folder; "
                         "nothing was written")
+    for part in parts:
+        if len(part.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES or "\0" in part:
+            shown = name if len(name) <= 60 else name[:60] + "..."
+            raise UserError(f"refusing to extract {archive.name}: member {shown!r} has a name too long for a file "
+                            f"(over {MAX_NAME_BYTES} bytes in one part) or holding a NUL; nothing was written")
     return parts
+
+
+def _named(member: "_Member", name: str, archive: Path) -> "_Member":
+    """Refuse a file member whose path names no file (``.``, ``./``): it would land on the target folder itself."""
+    if not member.parts and not member.is_dir:
+        raise UserError(f"refusing to extract {archive.name}: member {name!r} has no name of its own; "
+                        "nothing was written")
+    return member
 
 
 def _zip_members(archive: Path, zf: zipfile.ZipFile) -> list[_Member]:
@@ -320,7 +337,8 @@ def _zip_members(archive: Path, zf: zipfile.ZipFile) -> list[_Member]:
         if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
             what = "a symbolic link" if kind == stat.S_IFLNK else "not a regular file"
             raise UserError(f"refusing to extract {archive.name}: member {info.filename!r} is {what}; nothing was written")
-        members.append(_Member(parts, info.is_dir(), info, 0 if info.is_dir() else info.file_size))
+        members.append(_named(_Member(parts, info.is_dir(), info, 0 if info.is_dir() else info.file_size),
+                              info.filename, archive))
     return members
 
 
@@ -333,8 +351,49 @@ def _tar_members(archive: Path, tf: tarfile.TarFile) -> list[_Member]:
         if not (info.isfile() or info.isdir()):
             raise UserError(f"refusing to extract {archive.name}: member {info.name!r} is a device or special file; "
                             "nothing was written")
-        members.append(_Member(parts, info.isdir(), info, info.size if info.isfile() else 0))
+        members.append(_named(_Member(parts, info.isdir(), info, info.size if info.isfile() else 0), info.name, archive))
     return members
+
+
+# What reading a damaged, truncated or crafted archive raises, from the archive modules and the
+# decompressors under them (a bad CRC, an end of data mid-member, a header claiming 10**18 bytes).
+DAMAGED = (tarfile.TarError, zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, lzma.LZMAError,
+           OverflowError, MemoryError, ValueError, NotImplementedError, OSError)
+
+
+def _reading(archive: Path, read: Callable):
+    """Return ``read()``, a read from ``archive``; what a damaged archive raises becomes one line."""
+    try:
+        return read()
+    except UserError:
+        raise
+    except DAMAGED as exc:
+        reason = (str(exc).strip().splitlines() or [""])[0][:100] or type(exc).__name__
+        raise UserError(f"refusing to extract {archive.name}: it is damaged or incomplete ({reason}); nothing was "
+                        "written; delete it and fetch it again") from None
+
+
+def _remove_stale_extractions(target: Path) -> None:
+    """Remove the ``.NAME.extracting-PID`` folders of extractions whose process is gone (killed half-way)."""
+    prefix = f".{target.name}.extracting-"
+    try:
+        leftovers = [p for p in target.parent.iterdir() if p.name.startswith(prefix)]
+    except OSError:
+        return
+    for folder in leftovers:
+        pid = folder.name[len(prefix):]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # another user's process, or a number no process has: leave it be
+    return True
 
 
 def _open_archive(archive: Path):
@@ -358,10 +417,12 @@ def extract(archive: str | Path, target: str | Path, locate: Callable[[Path], Pa
     from rich.progress import Progress
 
     archive, target = Path(archive), Path(target)
-    handle, members_of, open_member = _open_archive(archive)
+    handle, members_of, open_member = _reading(archive, lambda: _open_archive(archive))
     with handle:
-        members = [m for m in members_of(archive, handle) if not (m.parts and m.parts[0] in JUNK_FOLDERS)]
+        listed = _reading(archive, lambda: members_of(archive, handle))
+        members = [m for m in listed if not (m.parts and m.parts[0] in JUNK_FOLDERS)]
         _check_members(archive, members, _free_bytes(target.parent))
+        _remove_stale_extractions(target)
         tmp = target.parent / f".{target.name}.extracting-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -375,7 +436,8 @@ def extract(archive: str | Path, target: str | Path, locate: Callable[[Path], Pa
                         path.mkdir(parents=True, exist_ok=True)
                     else:
                         path.parent.mkdir(parents=True, exist_ok=True)
-                        with open_member(handle, member) as src, open(path, "wb") as dst:
+                        src = _reading(archive, lambda m=member: open_member(handle, m))
+                        with src, open(path, "wb") as dst:
                             total_bytes += _copy_at_most(src, dst, member.size, "/".join(member.parts), archive)
                     progress.advance(task)
             root = locate(tmp) if locate else unwrap(tmp)

@@ -18,8 +18,11 @@ _PATTERN = re.compile(r"\s*(\d+)\s*(ep|epochs?|steps?)?\s*", re.IGNORECASE)
 def parse_interval(value: int | str, option: str = "interval") -> tuple[str, int]:
     """Return ("steps", N) or ("epochs", N) for ``value``: a whole number of steps, or ``Nep`` epochs.
 
-    ``option`` names the setting in the error, e.g. ``--sample-every``.
+    ``option`` names the setting in the error, e.g. ``--sample-every``. Steps are at most a
+    run's (``MAX_STEPS``), epochs at most ``MAX_EPOCHS``.
     """
+    from gencli.training.settings import MAX_EPOCHS, MAX_STEPS, shown_number
+
     if isinstance(value, bool):
         raise UserError(f"{option} must be a number of steps (500) or epochs (2ep), not {value!r}")
     if isinstance(value, int):
@@ -27,11 +30,17 @@ def parse_interval(value: int | str, option: str = "interval") -> tuple[str, int
     else:
         match = _PATTERN.fullmatch(str(value))
         if not match:
-            raise UserError(f"{option} must be a number of steps (500) or epochs (2ep), not {value!r}")
-        count = int(match.group(1))
+            shown = repr(value) if len(str(value)) <= 40 else repr(str(value)[:40]) + "..."
+            raise UserError(f"{option} must be a number of steps (500) or epochs (2ep), not {shown}")
+        digits = match.group(1).lstrip("0") or "0"
+        count = int(digits) if len(digits) <= 20 else 10**20  # longer than any bound: never converted whole
         unit = "epochs" if (match.group(2) or "").lower().startswith("ep") else "steps"
     if count < 1:
         raise UserError(f"{option} must be at least 1, got {value!r}")
+    limit, words = (MAX_EPOCHS, " epochs") if unit == "epochs" else (MAX_STEPS, "")
+    if count > limit:
+        got = shown_number(count) if isinstance(value, int) or count < 10**20 else f"a number of {len(digits):,} digits"
+        raise UserError(f"{option} must be at most {limit:,}{words}, got {got}")
     return unit, count
 
 

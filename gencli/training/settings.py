@@ -25,6 +25,12 @@ MAX_SEED = 2**63 - 1
 # Far above what any model here trains at (the largest, a style-based generator's, is 1024); a larger side is almost
 # always a typo, and would ask for gigabytes per image before anything could say so.
 MAX_IMAGE_SIZE = 4096
+# Caps on counts, far above any real use and far below what breaks arithmetic or memory: a larger
+# value is a typo. A run's step count stays below 10**8, so a checkpoint's name holds 8 digits.
+MAX_STEPS = 99_999_999
+MAX_EPOCHS = 1_000_000
+MAX_BATCH_SIZE = 1_000_000
+MAX_CHANNELS = 4
 DEVICE_NAME = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
@@ -36,6 +42,7 @@ class Setting:
     kind: type  # int, float, str or bool
     minimum: float | None = None
     maximum: float | None = None
+    cap: float | None = None  # an upper bound against typos: "must be at most N" (below the minimum still "at least")
     above: float | None = None  # strictly greater than this (a learning rate above 0)
     choices: tuple[str, ...] = ()
     pattern: re.Pattern | None = None
@@ -54,21 +61,21 @@ class Setting:
 SETTINGS: dict[str, Setting] = {s.key: s for s in (
     Setting("model", str, cli="MODEL"),
     Setting("data", str),
-    Setting("steps", int, minimum=1),
-    Setting("epochs", int, minimum=1),
-    Setting("batch_size", int, minimum=1),
+    Setting("steps", int, minimum=1, cap=MAX_STEPS),
+    Setting("epochs", int, minimum=1, cap=MAX_EPOCHS),
+    Setting("batch_size", int, minimum=1, cap=MAX_BATCH_SIZE),
     Setting("image_size", int, minimum=1, maximum=MAX_IMAGE_SIZE),
-    Setting("channels", int, minimum=1),
+    Setting("channels", int, minimum=1, cap=MAX_CHANNELS),
     Setting("lr", float, above=0),
     Setting("device", str, pattern=DEVICE_NAME, expected="auto, cpu, cuda, cuda:N or mps"),
     Setting("precision", str, choices=PRECISIONS),
     Setting("seed", int, minimum=0, maximum=MAX_SEED),
-    Setting("sample_every", int, minimum=1, interval=True),
-    Setting("checkpoint_every", int, minimum=1, interval=True),
-    Setting("log_every", int, minimum=1, cli=None),
-    Setting("keep_checkpoints", int, minimum=1, cli=None),
+    Setting("sample_every", int, minimum=1, cap=MAX_STEPS, interval=True),
+    Setting("checkpoint_every", int, minimum=1, cap=MAX_STEPS, interval=True),
+    Setting("log_every", int, minimum=1, cap=MAX_STEPS, cli=None),
+    Setting("keep_checkpoints", int, minimum=1, cap=MAX_STEPS, cli=None),
     Setting("compile", bool),
-    Setting("eval_every", int, minimum=1, interval=True),
+    Setting("eval_every", int, minimum=1, cap=MAX_STEPS, interval=True),
     Setting("eval_features", str),
     Setting("eval_classifier", str),
     Setting("eval_n", int, minimum=2, maximum=1_000_000),  # FID needs two images at least
@@ -85,7 +92,9 @@ def problem(setting: Setting, value: Any) -> str | None:
 
         try:
             parse_interval(value, setting.flag)
-        except UserError:
+        except UserError as exc:
+            if " at most " in str(exc):  # the words after the flag's name, without the value
+                return str(exc).removeprefix(setting.flag + " ").split(", got ")[0]
             return "must be a number of steps (500) or epochs (2ep)"
         return None
     if isinstance(value, bool) and kind is not bool:
@@ -109,6 +118,8 @@ def problem(setting: Setting, value: Any) -> str | None:
         return f"must be at least {setting.minimum:,}" if setting.maximum is None else _range(setting)
     if setting.maximum is not None and value > setting.maximum:
         return f"must be at most {setting.maximum:,}" if setting.minimum is None else _range(setting)
+    if setting.cap is not None and value > setting.cap:
+        return f"must be at most {setting.cap:,}"
     return None
 
 
@@ -140,7 +151,16 @@ def check_file_value(key: str, value: Any, path: str) -> Any:
 
 
 def _shown(value: Any) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 40 else repr(value[:40]) + f"... ({len(value):,} characters)"
+    return shown_number(value)
+
+
+def shown_number(value: Any) -> str:
+    """Return ``value`` for an error line: a whole number too long to read is named by its length."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**20:
+        return f"a number of {len(str(abs(value))):,} digits"
+    return str(value)
 
 
 def _toml(value: Any) -> str:
@@ -152,4 +172,4 @@ def _toml(value: Any) -> str:
         return "a table"
     if isinstance(value, list):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return str(value)
+    return shown_number(value)

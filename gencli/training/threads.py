@@ -35,6 +35,10 @@ MIN_WINDOW_S = 0.5
 # run.json keeps this many of the latest changes (and counts them all): a long run on a machine
 # whose load comes and goes must not grow its run.json without bound.
 KEEP_CHANGES = 50
+# The most threads anyone may ask for (``--threads``, ``OMP_NUM_THREADS``): above the hardware
+# threads of the largest machines gencli meets. torch crashes on counts far beyond (``--threads
+# 100000000`` ended in a segmentation fault), and a count above the cores only slows a run down.
+MAX_THREADS = 1024
 
 
 def choose_threads(cores: int, busy: float, requested: int | None = None, current: int | None = None) -> int:
@@ -127,6 +131,11 @@ def requested_threads() -> int | None:
         n = int(value.split(",")[0])
     except ValueError:
         return None
+    if n > MAX_THREADS:
+        from gencli.errors import UserError
+
+        raise UserError(f"OMP_NUM_THREADS={value[:20]} asks for more threads than gencli takes: use at most "
+                        f"{MAX_THREADS:,} (or unset it to take one per free core)")
     return n if n > 0 else None
 
 

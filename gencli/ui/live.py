@@ -1,14 +1,20 @@
-"""The live training table: a Rich table in a terminal, periodic plain lines otherwise."""
+"""The live training table: a Rich table in a terminal, periodic plain lines otherwise.
+
+A stream its reader closed (``gencli train vae | head -1``) stops the display, not the run: the
+display goes quiet and training goes on to its end.
+"""
 
 from __future__ import annotations
 
 import math
 import time
 
-from rich.console import Console, Group
+from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
+
+from gencli.ui.console import Console, closed_output, silence
 
 
 def format_duration(seconds: float) -> str:
@@ -47,14 +53,30 @@ class TrainDisplay:
     def __enter__(self) -> "TrainDisplay":
         if not self.quiet and self.console.is_terminal:
             self.live = Live(self._render(), console=self.console, refresh_per_second=4, transient=False)
-            self.live.__enter__()
+            self._shown(self.live.__enter__)
         return self
 
     def __exit__(self, *exc) -> None:
         if self.live is not None:
-            self.live.update(self._render())
-            self.live.__exit__(*exc)
-            self.live = None
+            live, self.live = self.live, None
+            self._shown(lambda: live.update(self._render()))
+            self._shown(lambda: live.__exit__(*exc))
+
+    def _shown(self, show) -> None:
+        """Run ``show()``; when the stream's reader has closed it, go quiet for the rest of the run."""
+        if self.console.quiet:  # the console found its stream closed (``on_broken_pipe``)
+            self.quiet = True
+            return
+        try:
+            show()
+        except (OSError, ValueError) as exc:
+            if not closed_output(exc):
+                raise
+            self.quiet = True
+            self.console.quiet = True
+            silence(self.console.file)
+        if self.console.quiet:
+            self.quiet = True
 
     def _render(self):
         table = Table(title=self.title, title_justify="left", expand=False)
@@ -74,12 +96,13 @@ class TrainDisplay:
         if self.quiet:
             return
         if self.live is not None:
-            self.live.update(self._render())
+            self._shown(lambda: self.live.update(self._render()))
             return
         now = time.monotonic()
         if force or now - self._last_plain >= self.plain_every_s:
             self._last_plain = now
-            self.console.print("  ".join(f"{k} {v}" for k, v in self.row.items()), highlight=False, soft_wrap=True)
+            line = "  ".join(f"{k} {v}" for k, v in self.row.items())
+            self._shown(lambda: self.console.print(line, highlight=False, soft_wrap=True))
 
     def note(self, message: str) -> None:
         """A line under the table (a saved checkpoint, a sample grid, ...)."""
@@ -87,6 +110,6 @@ class TrainDisplay:
             return
         if self.live is not None:
             self.notes.append(message)
-            self.live.update(self._render())
+            self._shown(lambda: self.live.update(self._render()))
         else:
-            self.console.print(message, highlight=False, soft_wrap=True)
+            self._shown(lambda: self.console.print(message, highlight=False, soft_wrap=True))
