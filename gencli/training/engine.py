@@ -31,10 +31,21 @@ import gencli
 from gencli.data.base import BatchStream, DataRequest, ImageData
 from gencli.data.resolve import check_kind, load_dataset
 from gencli.errors import Interrupted, UserError
-from gencli.fileio import append_line, naming, write_failure
+from gencli.fileio import append_line, naming, sealed, write_failure
+from gencli.media.model_card import write_model_card
 from gencli.models import hparams
 from gencli.models.base import Model
-from gencli.runs import METRICS_FILE, new_run_dir, read_run_info, truncate_rows, write_run_info
+from gencli.runs import (
+    METRICS_FILE,
+    RUN_FILE,
+    Run,
+    check_metrics,
+    check_model_shape,
+    new_run_dir,
+    read_run_info,
+    truncate_rows,
+    write_run_info,
+)
 from gencli.training import checkpoint as ckpt
 from gencli.training import distributed as dist_util
 from gencli.training import settings
@@ -150,7 +161,12 @@ class LossTracker:
 
     def add(self, losses: dict[str, Any], step: int, images: int) -> None:
         for key, value in losses.items():
-            v = value.detach().float() if torch.is_tensor(value) else torch.tensor(float(value))
+            if torch.is_tensor(value) and value.numel() == 1 and not value.is_complex():
+                v = value.detach().float()
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                v = torch.tensor(float(value))
+            else:  # a plugin's bug: said once, by name, before it reaches a sum or a log line
+                raise BadLoss(key, value, step)
             if key in self.sums:
                 self.sums[key] = self.sums[key] + v
             else:
@@ -199,6 +215,10 @@ class LossTracker:
 
 class NonFiniteLoss(Exception):
     pass
+
+
+class BadLoss(Exception):
+    """A ``train_step`` returned a loss that is not a number (a string, a list, a tensor of many values)."""
 
 
 class Interrupt:
@@ -271,6 +291,7 @@ class Plan:
 
 
 def _plan_new(config: TrainConfig) -> Plan:
+    from gencli.models.labels import class_counts
     from gencli.plugins import registry
 
     spec = registry().model(config.model)
@@ -326,6 +347,9 @@ def _plan_new(config: TrainConfig) -> Plan:
             "image_shape": [channels, image_size, image_size],
             "load_size": request.load_size,
             "classes": data.classes if cls.conditional or data.kind == "labelled" else None,
+            # what sampling without --label draws classes by: the training data's proportions
+            **({"class_counts": class_counts(data.labels, data.num_classes)}
+               if data.labels is not None and data.num_classes and (cls.conditional or data.kind == "labelled") else {}),
             "size": len(data),
         },
         "training": {
@@ -415,13 +439,15 @@ def _plan_resume(config: TrainConfig) -> Plan:
     run_dir = Path(config.resume)
     if not run_dir.is_dir():
         raise UserError(f"--resume {str(run_dir)!r}: no such run directory")
-    info = read_run_info(run_dir)
+    info = read_run_info(run_dir, training=True)  # every value resuming reads, checked before any is used
     last = ckpt.latest_checkpoint(run_dir)
     if last is None:
         raise UserError(f"run {str(run_dir)!r} has no complete checkpoint to resume from")
     cls = Run(run_dir, info, last).model_class()
+    check_model_shape(cls, info["data"]["image_shape"], str(run_dir / RUN_FILE))
+    check_metrics(run_dir / METRICS_FILE)  # a damaged line refuses the resume before the file is rewritten
     spec = registry().models[info["model"]]
-    hp = hparams.build(cls.Hyperparameters, info["hyperparameters"], source="run.json")
+    hp = hparams.build(cls.Hyperparameters, info["hyperparameters"], source=str(run_dir / RUN_FILE))
     _refuse_resume_changes(config, run_dir, info, spec, cls)
     t = info["training"]
     changes = {}
@@ -572,10 +598,24 @@ def train(config: TrainConfig, display=None) -> Path:
         dist_util.shutdown()
 
 
-def _lock_run(run_dir: Path, held: contextlib.ExitStack) -> None:
-    """Hold the run's lock until training ends, then clear what a killed writer left half-written."""
-    held.enter_context(RunLock(run_dir))
+def _lock_run(run_dir: Path, held: contextlib.ExitStack) -> RunLock:
+    """Hold the run's lock until training ends; a run resumed must be sealed (no link inside it).
+
+    What a killed writer left half-written is cleared later (``_start_run``), once the resume is
+    accepted: a refused command deletes nothing.
+    """
+    from gencli.runs import check_sealed
+
+    lock = held.enter_context(RunLock(run_dir))
+    check_sealed(run_dir)
+    return lock
+
+
+def _start_run(run_dir: Path, lock: RunLock | None) -> None:
+    """Training starts now: clear a killed writer's leftovers and keep this process's id in the lock."""
     ckpt.remove_partial_writes(run_dir)
+    if lock is not None:
+        lock.keep()
 
 
 def _train(config: TrainConfig, display, info_dist: dist_util.DistInfo, device: torch.device,
@@ -584,8 +624,9 @@ def _train(config: TrainConfig, display, info_dist: dist_util.DistInfo, device: 
         from gencli.training.tensorboard import require_tensorboard
 
         require_tensorboard()  # fail before any data is loaded
+    lock = None
     if config.resume is not None and info_dist.is_main and Path(config.resume).is_dir():
-        _lock_run(Path(config.resume), held)  # before the checkpoint to resume is chosen: nobody prunes it now
+        lock = _lock_run(Path(config.resume), held)  # before the checkpoint to resume is chosen: nobody prunes it now
     plan = _plan_resume(config) if config.resume else _plan_new(config)
     info, t = plan.info, plan.info["training"]
     precision = check_precision(t["precision"] if config.resume else config.precision or "fp32", device)
@@ -595,7 +636,7 @@ def _train(config: TrainConfig, display, info_dist: dist_util.DistInfo, device: 
 
     torch.manual_seed(t["seed"])
     image_shape = tuple(info["data"]["image_shape"])
-    model: Model = plan.cls(plan.hp, image_shape, info["data"]["classes"], device=device, precision=precision)
+    model: Model = build_model(plan.cls, plan.hp, image_shape, info["data"]["classes"], device, precision)
     info["hyperparameters"] = hparams.to_dict(model.hp)  # models may record settings derived while building
     if config.sync_bn:
         check_sync_bn(device)
@@ -617,12 +658,20 @@ def _train(config: TrainConfig, display, info_dist: dist_util.DistInfo, device: 
                          crop_size=image_shape[1] if load_size else None, flip=plan.cls.augment_flip)
     # An epoch stays one pass over the data: a model that consumes k batches a step takes 1/k the steps.
     total = _total_steps(t, len(stream) / batches_per_step(model), plan.cls.defaults.steps)
+    if total > settings.MAX_STEPS:
+        raise UserError(f"--epochs {t.get('epochs')} is {total:,} steps of this data, more than the "
+                        f"{settings.MAX_STEPS:,} a run may train; use fewer epochs")
     epoch, batch_index = 0, 0
     window: dict[str, Any] = {}
     if plan.resume_from is not None:
         ckpt.load_weights(plan.resume_from, model)
         state = ckpt.load_training_state(plan.resume_from, model)
         epoch, batch_index = int(state["epoch"]), int(state["batch_in_epoch"])
+        if batch_index >= len(stream):  # an epoch has len(stream) batches: a later one would never come
+            if info.get("world_size", info_dist.world_size) == info_dist.world_size:
+                raise UserError(f"{str(plan.resume_from / 'state.pt')!r} is damaged: batch_in_epoch must be below "
+                                f"the {len(stream):,} batches of an epoch, got {batch_index:,}")
+            epoch, batch_index = epoch + 1, 0  # fewer batches per process than the run had: the epoch is done
         window = state.get("loop", {}).get("losses", {})
         # a run stopped between its final checkpoint and its last files is finished, not refused
         unfinished = model.step == total and info.get("status") != "finished"
@@ -634,14 +683,19 @@ def _train(config: TrainConfig, display, info_dist: dist_util.DistInfo, device: 
         info.setdefault("resumes", []).append({"step": model.step, "device": str(device), "changed": plan.changes,
                                                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
+    # before the run is written to: a file they cannot load ends the command with the run unchanged
+    preview_inputs = model.preview_inputs(_preview_data(plan, model), t.get("sample_count", config.sample_count), t["seed"])
+    probe = _quality_probe(plan, model) if info_dist.is_main else None
     # measured last, so the load it sees is the one training starts into
     threads = ThreadPolicy.start(device.type, info_dist.world_size)
     run_dir = plan.run_dir
     if info_dist.is_main:
         if run_dir is None:
             run_dir = new_run_dir(info["model"], info["data"]["spec"], config.out)
-            _lock_run(run_dir, held)
+            lock = _lock_run(run_dir, held)
+            _start_run(run_dir, lock)
         else:
+            _start_run(run_dir, lock)
             truncate_rows(run_dir / METRICS_FILE, model.step)
         info["status"] = "running"
         info["total_steps"] = total
@@ -652,8 +706,6 @@ def _train(config: TrainConfig, display, info_dist: dist_util.DistInfo, device: 
         write_run_info(run_dir, info)
     run_dir = Path(dist_util.broadcast_object(str(run_dir) if run_dir else None, info_dist))
 
-    preview_inputs = model.preview_inputs(_preview_data(plan, model), t.get("sample_count", config.sample_count), t["seed"])
-    probe = _quality_probe(plan, model) if info_dist.is_main else None
     loop = _Loop(model, stream, run_dir, info, total, info_dist, config, preview_inputs, probe, threads)
     loop.tracker.restore(window, device)
     try:
@@ -662,6 +714,55 @@ def _train(config: TrainConfig, display, info_dist: dist_util.DistInfo, device: 
         model.process_group = None  # nothing may keep the group alive past shutdown()
         dist_util.shutdown()
     return run_dir
+
+
+def build_model(cls: type, hp: Any, image_shape: tuple, classes: Any, device: torch.device, precision: str) -> Model:
+    """Build ``cls`` on ``device``; hyperparameters too large for its memory end in one line, not an allocator error.
+
+    The networks are first built on torch's "meta" device, which allocates nothing, to count their
+    parameters: training holds them about four times over (weights, gradients, two optimizer moments).
+    """
+    way_out = f"use smaller hyperparameters (`gencli models --info {cls.name}` lists them)"
+    what = f"training {cls.name!r} with these hyperparameters"
+    free = _device_memory(device)
+    if free is not None:
+        try:
+            with torch.random.fork_rng(devices=[]), torch.device("meta"):
+                probe = cls(hp, image_shape, classes, device="meta", precision="fp32")
+            nbytes = sum(t.numel() * t.element_size() for net in probe.nets.values()
+                         for t in (*net.parameters(), *net.buffers()))
+            del probe
+        except UserError:
+            raise
+        except Exception:  # noqa: BLE001 - a model that cannot be built on "meta" is built for real and counted then
+            nbytes = 0
+        if nbytes * 4 > free:
+            from gencli.data.base import _gib
+
+            raise UserError(f"{what} would need {_gib(nbytes * 4)} of memory, more than the {_gib(free)} available "
+                            f"on {device.type}; {way_out}")
+    try:
+        return cls(hp, image_shape, classes, device=device, precision=precision)
+    except (MemoryError, torch.OutOfMemoryError) as exc:
+        raise UserError(f"{what} does not fit in {device.type} memory ({type(exc).__name__}); {way_out}") from None
+    except RuntimeError as exc:
+        if "allocate" not in str(exc):
+            raise
+        raise UserError(f"{what} does not fit in {device.type} memory; {way_out}") from None
+
+
+def _device_memory(device: torch.device) -> int | None:
+    """Free bytes where ``device``'s tensors live (None where unknown)."""
+    if device.type == "cpu":
+        from gencli.data.base import available_memory
+
+        return available_memory()
+    if device.type == "cuda":
+        try:
+            return torch.cuda.mem_get_info(device)[0]
+        except RuntimeError:
+            return None
+    return None
 
 
 def compile_networks(model: Model, quiet: bool = False) -> bool:
@@ -728,6 +829,7 @@ class _Loop:
         if config.tensorboard and dist_info.is_main:
             from gencli.training.tensorboard import TensorBoardLogger
 
+            sealed(run_dir, "tensorboard", "folder")
             self.tensorboard = TensorBoardLogger.for_run(run_dir, start_step=model.step)
             self.tensorboard.log_run(info, model.step)
 
@@ -783,7 +885,7 @@ class _Loop:
             model.train()
         path = self.run_dir / "samples" / f"step-{model.step:08d}.png"
         with naming(path):
-            save_grid(images.float(), path, nrow)
+            save_grid(images.float(), sealed(self.run_dir, path.relative_to(self.run_dir), create=True), nrow)
         if self.tensorboard is not None:
             self.tensorboard.log_samples(model.step, images, nrow)
         if display is not None:
@@ -853,18 +955,21 @@ class _Loop:
         from gencli.media.loss_curves import plot_losses
         from gencli.runs import read_training_rows
 
-        frames = sorted((self.run_dir / "samples").glob("step-*.png"))
-        frames = [f for f in frames if int(f.stem.split("-")[1]) <= self.model.step]
-        with naming(self.run_dir / "progress.gif"):
-            progress_gif(frames, self.run_dir / "progress.gif",
+        run = self.run_dir
+        frames = sorted(sealed(run, "samples", "folder").glob("step-*.png"))
+        frames = [sealed(run, f"samples/{f.name}") for f in frames if int(f.stem.split("-")[1]) <= self.model.step]
+        with naming(run / "progress.gif"):
+            progress_gif(frames, sealed(run, "progress.gif"),
                          steps_per_epoch=len(self.stream) / batches_per_step(self.model))
-        with naming(self.run_dir / "losses.png"):
-            plot_losses(read_training_rows(self.run_dir / METRICS_FILE), self.run_dir / "losses.png", title=self.run_dir.name)
+        with naming(run / "losses.png"):
+            plot_losses(read_training_rows(run / METRICS_FILE), sealed(run, "losses.png"), title=run.name)
 
     def set_status(self, status: str, **extra) -> None:
         if self.dist.is_main:
             self.info.update(status=status, **extra)
             write_run_info(self.run_dir, self.info)
+            if status in ("finished", "interrupted"):  # the model card, from the run's record as it now stands
+                write_model_card(Run(self.run_dir, self.info, ckpt.latest_checkpoint(self.run_dir)))
 
     def stopping(self) -> bool:
         """Whether to stop for a Ctrl-C now. Processes of a data-parallel run stop together, at the
@@ -941,6 +1046,14 @@ class _Loop:
                     else:
                         continue
                     break
+            except BadLoss as exc:
+                name, value, step = exc.args
+                self.set_status("failed", failed_step=step)
+                shown = repr(value) if len(repr(value)) <= 40 else type(value).__name__
+                if torch.is_tensor(value):
+                    shown = f"a tensor of shape {tuple(value.shape)}"
+                raise UserError(f"model {model.name!r} returned {name!r} = {shown} from train_step at step {step}: a "
+                                "loss must be a number or a one-element tensor (a bug in the model's plugin)") from None
             except NonFiniteLoss as exc:
                 name, step = exc.args
                 self.finish_media()
