@@ -24,6 +24,9 @@ hand. `gencli COMMAND --help` shows the same text in the terminal. Commands that
 plugins add appear in `gencli --help` but not here.
 """
 
+# Pictures shown under a command's section: (path from docs/, alt text); scripts/make_figures.sh makes them.
+FIGURES = {"report": ("figures/report.png", "The page gencli report writes for two runs: the settings that differ highlighted")}
+
 
 def _cell(text: str) -> str:
     """Return ``text`` fit for a Markdown table cell."""
@@ -106,6 +109,9 @@ def render() -> str:
     for name, cmd in commands:
         sub_ctx = cmd.context_class(cmd, info_name=name, parent=ctx)
         lines += _command_section(cmd, sub_ctx, "##")
+        if name in FIGURES:
+            path, alt = FIGURES[name]
+            lines += [f"![{alt}]({path})", ""]
         for sub_name, sub in getattr(cmd, "commands", {}).items():  # a group's own commands, e.g. plugins new
             lines += _command_section(sub, sub.context_class(sub, info_name=sub_name, parent=sub_ctx), "##")
     return "\n".join(lines).rstrip() + "\n"

@@ -5,7 +5,7 @@
 # reading; every file lands in docs/figures/ and is kept under 100 KB.
 #
 #   bash scripts/make_figures.sh                  # every family
-#   bash scripts/make_figures.sh gan diffusion    # some: vae, gan, stylegan, translation, diffusion, digits
+#   bash scripts/make_figures.sh gan diffusion    # some: vae, gan, stylegan, translation, diffusion, report, digits
 #
 # Runs go to a temporary folder (WORK=DIR keeps them, and reuses finished ones). Same seed, same figures.
 set -euo pipefail
@@ -19,7 +19,7 @@ rm -rf "$RAW"
 mkdir -p "$FIGURES" "$RAW"
 families=("$@")
 # digits (real handwriting, ~25 minutes on a CPU, needs scikit-learn) runs only when named
-[ ${#families[@]} -eq 0 ] && families=(vae gan stylegan translation diffusion)
+[ ${#families[@]} -eq 0 ] && families=(vae gan stylegan translation diffusion report)
 
 # train NAME MODEL [OPTIONS...]: a short run into $WORK/NAME (kept when it finished with these options)
 train() {
@@ -95,6 +95,17 @@ for family in "${families[@]}"; do
     gencli sample "$WORK/ddpm" --set steps=50 --n 16 --seed 1 --out "$RAW/diffusion-ddpm-unconditional.png" --device cpu
     gencli sample "$WORK/ddpm" --figure forward-noise --n 4 --seed 1 --out "$RAW/diffusion-forward-noise.png" --device cpu
     ;;
+  report)
+    # two short runs that differ in one hyperparameter, on one `gencli report` page, as headless Chromium shows it
+    command -v chromium >/dev/null || { echo "the report figure needs chromium (apt-get install chromium)" >&2; exit 2; }
+    train report-latent-4 vae --image-size 16 --steps 300 --sample-every 50 --set latent_dim=4
+    train report-latent-16 vae --image-size 16 --steps 300 --sample-every 50 --set latent_dim=16
+    rm -f "$WORK/report.html"
+    (cd "$WORK" && gencli -q report report-latent-4 report-latent-16 --out report.html >/dev/null)  # short folder names on the page
+    chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
+      --disable-component-update --disable-sync --user-data-dir="$WORK/chromium" --window-size=1280,1600 \
+      --screenshot="$RAW/report.png" "file://$WORK/report.html" 2>/dev/null
+    ;;
   digits)
     # Real data: scikit-learn's handwritten digits at 28 px grey (needs scikit-learn), the runs
     # of benchmarks/bench_quality.py with its step counts (40, 60 and 180 epochs); one row per class.
@@ -115,7 +126,7 @@ for family in "${families[@]}"; do
     gencli sample "$WORK/dcgan-digits" --n 64 --seed 1 --out "$RAW/gan-dcgan-digits.png" --device cpu
     ;;
   *)
-    echo "unknown family $family (vae, gan, stylegan, translation, diffusion, digits)" >&2
+    echo "unknown family $family (vae, gan, stylegan, translation, diffusion, report, digits)" >&2
     exit 2
     ;;
   esac
@@ -148,7 +159,9 @@ def enlarge(image: np.ndarray, frames: bool = False) -> np.ndarray:
 
 for source in sorted(raw.iterdir()):
     target = figures / source.name
-    if source.suffix == ".png" and source.stem.endswith("-losses"):
+    if source.name == "report.png":  # a screenshot of a page: text and flat colours fit a small palette
+        Image.open(source).convert("RGB").quantize(64).save(target, optimize=True)
+    elif source.suffix == ".png" and source.stem.endswith("-losses"):
         target.write_bytes(source.read_bytes())
         if target.stat().st_size > LIMIT:  # line plots lose nothing visible in a 64-colour palette
             Image.open(source).convert("RGB").quantize(64).save(target, optimize=True)
