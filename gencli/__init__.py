@@ -22,15 +22,18 @@ API_VERSION = 2
 # name -> module that defines it; imported when first asked for
 _LAZY = {
     "Model": "gencli.models.base",
-    "Hyperparameters": "gencli.models.base",
-    "Options": "gencli.models.base",
-    "Figure": "gencli.models.base",
-    "TrainDefaults": "gencli.models.base",
+    # the declarations need no torch: a plugin's light declarations module imports them from here
+    "Hyperparameters": "gencli.models.declarations",
+    "Options": "gencli.models.declarations",
+    "Figure": "gencli.models.declarations",
+    "TrainDefaults": "gencli.models.declarations",
+    "ModelDeclarations": "gencli.models.declarations",
     "Batch": "gencli.data.base",
     "ImageData": "gencli.data.base",
     "ModelSpec": "gencli.registry",
     "DatasetSpec": "gencli.registry",
     "MetricSpec": "gencli.registry",
+    "MetricProperties": "gencli.registry",
     "hookimpl": "gencli.hookspecs",
     "UserError": "gencli.errors",
     "Run": "gencli.runs",

@@ -28,7 +28,13 @@ def load_target(target: str) -> Any:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model a plugin offers: ``target`` names its Model subclass."""
+    """A model a plugin offers: ``target`` names its Model subclass.
+
+    ``declarations`` ("package.module:Name", optional) names the model's light declarations: a
+    ``gencli.models.declarations.ModelDeclarations`` subclass in a module that imports no torch,
+    which the Model subclass inherits. `gencli models --info` and shell completion then read it
+    instead of importing the model's networks; without it they import ``target``.
+    """
 
     name: str
     summary: str
@@ -36,9 +42,14 @@ class ModelSpec:
     data: DataKind = "images"
     # Filled in by the plugin manager: which plugin registered it.
     plugin: str = ""
+    declarations: str = ""
 
     def load(self):
         return load_target(self.target)
+
+    def load_declarations(self):
+        """Return the model's declarations class: the light one when declared, else the model class."""
+        return load_target(self.declarations or self.target)
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,41 @@ class DatasetSpec:
         return load_target(self.target)
 
 
+# The kinds of run a metric can be chosen for by default (``MetricProperties.default_for``).
+#   generative          - the model samples
+#   conditional         - the model samples per class (conditional, with classes)
+#   reconstructive      - the model reconstructs its inputs
+#   translation         - the model translates between two domains
+#   paired-translation  - ... and trains on aligned pairs, so its outputs have ground truth
+RUN_KINDS: tuple[str, ...] = ("translation", "paired-translation", "reconstructive", "generative", "conditional")
+
+
+@dataclass(frozen=True)
+class MetricProperties:
+    """What ``gencli eval`` needs to know about a metric before computing it.
+
+    The defaults describe a metric that reads pixels, is never chosen by default and whose
+    values are better high, so a spec written without properties keeps working.
+    """
+
+    # Computed on features of a feature network (Inception, or --features): without the Inception
+    # weights it is skipped with one warning; it can score two image folders.
+    needs_features: bool = False
+    needs_labels: bool = False  # needs labelled real data (class labels)
+    needs_classifier: bool = False  # needs --classifier; chosen by default only when one is given
+    # How a value is ranked in tables across runs: lower is better, else higher is better. A
+    # value is the metric's when its key is the metric's name, or starts with "name/" or "name [".
+    lower_is_better: bool = False
+    not_ranked: tuple[str, ...] = ()  # keys the metric returns that are never ranked (a spread)
+    default_for: tuple[str, ...] = ()  # RUN_KINDS on which it runs when --metrics is not given
+    min_images: int = 2  # the fewest images on each side it can be computed on
+
+    def __post_init__(self) -> None:
+        unknown = [k for k in self.default_for if k not in RUN_KINDS]
+        if unknown:
+            raise ValueError(f"default_for names unknown run kinds {unknown}; known: {', '.join(RUN_KINDS)}")
+
+
 @dataclass(frozen=True)
 class MetricSpec:
     """A metric for ``gencli eval``. ``target`` names a Metric subclass or factory."""
@@ -71,6 +117,12 @@ class MetricSpec:
     # of them (FID serves models that sample and models that translate).
     needs: str | tuple[str, ...] = "sample"
     plugin: str = ""
+    properties: MetricProperties = field(default_factory=MetricProperties)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.properties, MetricProperties):  # raised in the plugin's hook: the plugin is reported
+            raise TypeError(f"metric {self.name!r}: properties must be a MetricProperties, "
+                            f"not {type(self.properties).__name__}")
 
     def load(self):
         return load_target(self.target)

@@ -14,7 +14,8 @@ the contract expects. The checks:
 
 - ``check_declarations``: name, summary, data kind, defaults, capability hints, a typed
   hyperparameter dataclass whose every field has a help text and a default that ``--set`` can
-  write back.
+  write back; a model whose spec names light declarations inherits them unchanged and offers
+  the capabilities they list.
 - ``check_hyperparameters``: an unknown key and a wrongly typed value are refused with a
   ``UserError`` naming the key, through the same path as ``gencli train --set``.
 - ``check_builds``: at a few candidate sizes, and with 1 and 3 channels, the model either builds
@@ -27,8 +28,9 @@ the contract expects. The checks:
 - ``check_capabilities``: every capability the model offers returns finite float images of the
   right shape in [-1, 1] (or latent codes with one row per image); sampling with a seeded
   generator repeats; special figures and the progress preview draw.
-- ``check_plugin``: a plugin module imports without torch, declares an API version this gencli
-  speaks, and registers specs whose name and data kind match the classes they load.
+- ``check_plugin``: a plugin module (and each model's light declarations) imports without torch,
+  declares an API version this gencli speaks, and registers specs whose name and data kind match
+  the classes they load.
 
 Everything runs on the CPU at the smallest size the model accepts (16 px where it can), on a
 batch of 4, for 3 steps, with the hyperparameters of the model's ``test_overrides`` class
@@ -312,10 +314,42 @@ def check_declarations(model: str | type) -> None:
             fail(who, f"`capability_hints` names {capability!r}, which is no capability ({', '.join(CAPABILITIES)})")
         if has_capability(cls, capability):
             fail(who, f"`capability_hints` explains how to get {capability!r}, but the model already offers it")
+    _check_light_declarations(model, cls, who)
     hp_cls = cls.Hyperparameters
     if not (dataclasses.is_dataclass(hp_cls) and isinstance(hp_cls, type) and issubclass(hp_cls, Hyperparameters)):
         fail(who, "`Hyperparameters` must be a dataclass subclassing gencli.models.base.Hyperparameters")
     _check_fields(who, hp_cls, "hyperparameter")
+
+
+DECLARED = ("Hyperparameters", "defaults", "conditional", "SampleOptions", "InterpolateOptions", "EvalOptions", "figures")
+
+
+def _check_light_declarations(model: str | type, cls: type, who: str) -> None:
+    """A model whose spec names light declarations inherits them unchanged, and offers what they say it offers."""
+    from gencli.models.base import capabilities
+    from gencli.models.declarations import ModelDeclarations
+    from gencli.plugins import registry
+
+    spec = registry().models.get(model) if isinstance(model, str) else None
+    if spec is None or not spec.declarations:
+        return
+    try:
+        declared = spec.load_declarations()
+    except Exception as exc:
+        fail(who, f"importing its declarations {spec.declarations!r} raised {type(exc).__name__}: {exc}{_where(exc)}")
+    if not (isinstance(declared, type) and issubclass(declared, ModelDeclarations)):
+        fail(who, f"its declarations {spec.declarations!r} must be a subclass of gencli.models.declarations.ModelDeclarations")
+    if not issubclass(cls, declared):
+        fail(who, f"the model class does not inherit its declarations {spec.declarations!r}; "
+                  f"write class {cls.__name__}({declared.__name__}, ...)")
+    for attr in DECLARED:
+        if getattr(cls, attr) != getattr(declared, attr):
+            fail(who, f"the model class sets `{attr}` itself, unlike its declarations {spec.declarations!r} "
+                      "(which `gencli models --info` shows); declare it there only")
+    offered = capabilities(cls)
+    if declared.offers is None or sorted(declared.offers) != sorted(offered):
+        fail(who, f"its declarations say it offers {list(declared.offers or [])}, but the class offers {offered}; "
+                  f"set offers = {tuple(offered)!r} in {declared.__name__}")
 
 
 def _check_fields(who: str, cls: type, what: str) -> None:
@@ -548,13 +582,13 @@ def check_training(model: str | type, settings: Settings | None = None) -> Path:
     settings = settings or Settings()
     with _workspace(settings) as root, registered(model) as (name, cls):
         run_dir = _train(name, cls, settings, root, _fresh(root / "run"), settings.steps)
-        info = json.loads((run_dir / "run.json").read_text())
-        if info.get("status") != "finished" or info.get("step") != settings.steps:
-            fail(name, f"the run ended with status {info.get('status')!r} at step {info.get('step')}, "
-                       f"not finished at {settings.steps}")
         from gencli.runs import Run
 
-        rows = Run.open(run_dir).metrics()
+        run = Run.open_dir(run_dir)
+        if run.status != "finished" or run.step != settings.steps:
+            fail(name, f"the run ended with status {run.status!r} at step {run.step}, "
+                       f"not finished at {settings.steps}")
+        rows = run.metrics()
         steps = [r["step"] for r in rows]
         if steps != list(range(1, settings.steps + 1)):
             fail(name, f"logged steps {steps}, expected 1..{settings.steps} (model.step is the engine's to increment)")
@@ -581,7 +615,7 @@ def _fresh(path: Path) -> Path:
 def _weights(run_dir: Path) -> dict[str, Any]:
     from safetensors.torch import load_file
 
-    from gencli.training.checkpoint import latest_checkpoint
+    from gencli.runs.checkpoints import latest_checkpoint
 
     return load_file(str(latest_checkpoint(run_dir) / "weights.safetensors"))
 
@@ -598,12 +632,13 @@ def check_checkpoint(run_dir: str | Path, settings: Settings | None = None, mode
     import torch
 
     import gencli
-    from gencli.training.checkpoint import network_tensors
+    from gencli.runs import Run
+    from gencli.runs.checkpoints import network_tensors
 
     settings = settings or Settings()
     run_dir = Path(run_dir)
-    info = json.loads((run_dir / "run.json").read_text())
-    name = info["model"]
+    run = Run.open_dir(run_dir)
+    name = run.model_name
     with registered(model or name):
         saved = _weights(run_dir)
         torch.manual_seed(1)
@@ -615,14 +650,14 @@ def check_checkpoint(run_dir: str | Path, settings: Settings | None = None, mode
         for key, value in saved.items():
             if not torch.equal(loaded[key], value):
                 fail(name, f"{key} differs after load_run; every parameter and buffer must round-trip")
-        if first.step != info["step"]:
-            fail(name, f"load_run gave step {first.step}, the run says {info['step']}")
+        if first.step != run.step:
+            fail(name, f"load_run gave step {first.step}, the run says {run.step}")
         if any(net.training for net in first.nets.values()):
             fail(name, "load_run returned networks in training mode")
         torch.manual_seed(2)
         second = gencli.load_run(run_dir, device=settings.device)
-        size, channels = info["data"]["image_shape"][1], info["data"]["image_shape"][0]
-        data = load_split(Path(info["data"]["spec"]), size, channels)
+        channels, size, _ = run.image_shape
+        data = load_split(Path(run.data_spec), size, channels)
         a, b = _probe(first, data), _probe(second, data)
         if a is not None and not torch.allclose(a, b, atol=1e-5):
             fail(name, "two loads of the same checkpoint give different outputs; some state is rebuilt at random "
@@ -737,13 +772,15 @@ def check_capabilities(run_dir: str | Path, settings: Settings | None = None, n:
 
     settings = settings or Settings()
     run_dir = Path(run_dir)
-    info = json.loads((run_dir / "run.json").read_text())
-    name = info["model"]
+    from gencli.runs import Run
+
+    run = Run.open_dir(run_dir)
+    name = run.model_name
     with registered(model or name):
         model = gencli.load_run(run_dir, device=settings.device)
         c, s, _ = model.image_shape
         image = (n, c, s, s)
-        data = load_split(Path(info["data"]["spec"]), s, c)
+        data = load_split(Path(run.data_spec), s, c)
         labels = _labels(model, n)
         x = to_float(data.images[:n]).to(model.device)
         offered = capabilities(type(model))
@@ -875,6 +912,21 @@ _PLUGIN_PROBE = textwrap.dedent("""
             continue
         if "torch" in sys.modules and not errors:
             errors.append("its hooks import torch; return specs (descriptions) only")
+    # Light declarations (ModelSpec.declarations) are read by `gencli models --info` and completion:
+    # they must import without torch too, before any model class is loaded.
+    for name, found in specs.items():
+        for spec in found.get("models", []):
+            if not spec.declarations:
+                continue
+            try:
+                spec.load_declarations()
+            except BaseException as exc:
+                out[name].append(f"ModelSpec {spec.name!r}: importing its declarations {spec.declarations!r} failed: "
+                                 + describe_error(exc))
+                continue
+            if "torch" in sys.modules:
+                out[name].append(f"ModelSpec {spec.name!r}: importing its declarations {spec.declarations!r} imports "
+                                 "torch; keep them in a module without networks")
     for name, found in specs.items():
         for spec in found.get("models", []):
             try:

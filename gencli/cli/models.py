@@ -56,15 +56,19 @@ def _fields(cls: type) -> list[dict[str, str]]:
 
 
 def model_info(reg, name: str) -> dict[str, Any]:
-    """Return what `gencli models --info NAME` shows, as plain data."""
-    from gencli.models.base import capabilities
+    """Return what `gencli models --info NAME` shows, as plain data.
+
+    It reads the model's declarations: without torch when its plugin declares them apart from the
+    networks (``gencli.models.declarations``), else from the model class.
+    """
+    from gencli.models.declarations import declared_capabilities
 
     spec = reg.model(name)
-    cls = reg.model_class(name)
+    cls = reg.model_declarations(name)
     d = cls.defaults
     return {
-        "name": spec.name, "plugin": spec.plugin, "summary": spec.summary, "data": cls.data,
-        "conditional": cls.conditional, "capabilities": capabilities(cls),
+        "name": spec.name, "plugin": spec.plugin, "summary": spec.summary, "data": getattr(cls, "data", None) or spec.data,
+        "conditional": cls.conditional, "capabilities": declared_capabilities(cls),
         "defaults": {"image_size": d.image_size, "channels": d.channels, "batch_size": d.batch_size, "steps": d.steps},
         "hyperparameters": _fields(cls.Hyperparameters),
         "options": {"sample": _fields(cls.SampleOptions), "interpolate": _fields(cls.InterpolateOptions),
@@ -83,7 +87,9 @@ def render_info(payload: dict[str, Any]) -> None:
     out.print(f"[bold]{escape(payload['name'])}[/] ({escape(payload['plugin'])}): {escape(payload['summary'])}")
     conditional = "   conditional (--label)" if payload["conditional"] else ""
     out.print(f"data: {payload['data']}{conditional}   capabilities: {', '.join(payload['capabilities']) or 'train only'}")
-    out.print(f"defaults: {payload['defaults']}")
+    out.print("training defaults:")
+    for key, value in payload["defaults"].items():
+        out.print(f"  {escape(key)} = {escape(str(value))}")
 
     def table(title: str, rows: list[dict[str, str]]) -> None:
         t = Table(title=escape(title), title_justify="left")

@@ -11,19 +11,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from gencli.data.local import data_root  # noqa: F401 - defined without torch, for the dataset listing
 from gencli.errors import UserError
 from gencli.registry import DataKind
-
-
-def data_root() -> Path:
-    """Return the dataset cache directory (``GENCLI_DATA_DIR``, default ``~/.cache/gencli/data``)."""
-    root = os.environ.get("GENCLI_DATA_DIR")
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "gencli" / "data"
 
 
 def available_memory() -> int | None:

@@ -21,6 +21,12 @@ SYSTEM_ENV = "GENCLI_SYSTEM_DATASETS"
 PATH_ENV = "GENCLI_DATASET_PATH"
 
 
+def data_root() -> Path:
+    """Return the dataset cache directory (``GENCLI_DATA_DIR``, default ``~/.cache/gencli/data``)."""
+    root = os.environ.get("GENCLI_DATA_DIR")
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "gencli" / "data"
+
+
 def system_root() -> Path:
     """Return the system dataset folder (``GENCLI_SYSTEM_DATASETS``, default ``/usr/share/datasets``)."""
     return Path(os.environ.get(SYSTEM_ENV) or SYSTEM_DATASETS).expanduser()
@@ -33,8 +39,6 @@ def search_path() -> list[Path]:
 
 def candidates(name: str) -> list[tuple[str, Path]]:
     """Return (where, folder) for every place dataset ``name`` may lie, in lookup order."""
-    from gencli.data.base import data_root
-
     found = [("system", system_root() / name), *(("path", d / name) for d in search_path())]
     cache = data_root() / name
     found.append(("cache", cache))

@@ -30,91 +30,111 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import nn
 
 from gencli.data.base import Batch, ImageData
 from gencli.errors import UserError
+from gencli.models.declarations import (  # noqa: F401 - the model contract's declarations, importable from here too
+    CAPABILITIES,
+    Figure,
+    Hyperparameters,
+    ModelDeclarations,
+    Options,
+    TrainDefaults,
+)
 from gencli.registry import DataKind
 
-if TYPE_CHECKING:
-    from gencli.runs import Run
 
-# The capabilities a command may ask for, and the methods that provide them.
-CAPABILITIES: dict[str, tuple[str, ...]] = {
-    "sample": ("sample",),
-    "encode": ("encode",),
-    "decode": ("decode",),
-    "reconstruct": ("reconstruct",),
-    "translate": ("translate",),
-    "interpolate": ("latents", "generate"),
-}
+class RunView(Protocol):
+    """What a model reads of a run (a ``gencli.runs.Run`` is one): ``train_from`` and ``report`` take it.
+
+    Declared here so the model contract needs nothing from the runs layer, which builds models.
+    """
+
+    dir: Path
+
+    @property
+    def model_name(self) -> str: ...
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]: ...
+
+    @property
+    def data_spec(self) -> str: ...
+
+    @property
+    def classes(self) -> list[str]: ...
+
+    def metrics(self) -> list[dict[str, Any]]: ...
+
+    def evaluations(self) -> list[dict[str, Any]]: ...
+
+@dataclasses.dataclass(frozen=True)
+class TensorSpec:
+    """One input or the output of an exported network, as its JSON contract states it.
+
+    ``shape`` holds numbers and "N" (the batch: any size); ``range`` the values it takes, e.g.
+    [-1, 1] for images or [0, K-1] for class indices (None: unbounded, such as a Gaussian code).
+    """
+
+    name: str
+    shape: tuple[int | str, ...]
+    dtype: str = "float32"
+    range: tuple[float, float] | None = None
+    help: str = ""
 
 
 @dataclasses.dataclass
-class Hyperparameters:
-    """Base for a model's hyperparameters. Subclasses add fields with their paper's defaults."""
+class ExportSpec:
+    """What ``Model.export_module`` returns beside the module: example inputs and the contract.
 
-    lr: float = dataclasses.field(default=2e-4, metadata={"help": "learning rate"})
-
-
-@dataclasses.dataclass
-class Options:
-    """Base for a model's command options: `gencli sample|interpolate|eval RUN --set key=value`.
-
-    A subclass adds typed fields with a default and ``metadata={"help": ...}``, exactly like
-    ``Hyperparameters``; values arrive parsed and checked by name, and a ``validate(self)`` method
-    may refuse meaningful-but-wrong combinations. The fields reach the model's method as keyword
-    arguments (``sample(n, labels, generator, **fields)``).
+    ``example`` are inputs the module is traced with (one tensor per ``inputs`` entry, in order);
+    ``notes`` say in a line each what a caller must know (a setting fixed at export, a part not
+    exported); ``constants`` are values a caller needs beside the inputs (a noise schedule), written
+    into the contract; ``example_script`` is the body of a runnable Python example beside the file,
+    using only torch and the exported network: the core puts before it a ``load_network()`` for the
+    format written and ``CONTRACT``, the contract as a dict.
     """
 
+    what: str
+    inputs: list[TensorSpec]
+    output: TensorSpec
+    example: tuple[torch.Tensor, ...]
+    notes: list[str] = dataclasses.field(default_factory=list)
+    constants: dict[str, Any] = dataclasses.field(default_factory=dict)
+    example_script: str | None = None
 
-@dataclasses.dataclass(frozen=True)
-class Figure:
-    """A figure a model can draw beyond samples: `gencli sample RUN --figure NAME`.
 
-    ``Options`` are the figure's own ``--set`` keys (passed to ``Model.figure`` as keyword
-    arguments); with ``needs_data`` the core also passes ``data=``, held-out images of the run's
-    dataset (an ``ImageData``).
+class ExportedNetwork(nn.Module):
+    """A module for ``Model.export_module``: ``forward(*inputs)`` is ``fn(*inputs)``.
+
+    ``networks`` are registered as submodules, so tracing records their weights as weights; ``fn``
+    may combine them freely (a generator with a final clamp, a mapping and a synthesis network).
     """
 
-    help: str
-    Options: type = Options
-    needs_data: bool = False
+    def __init__(self, fn, **networks: nn.Module) -> None:
+        super().__init__()
+        self.networks = nn.ModuleDict(networks)
+        self.fn = fn
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.fn(*inputs)
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainDefaults:
-    """What ``gencli train MODEL`` uses when the user does not say (sized for a CPU minute)."""
+class Model(ModelDeclarations):
+    """Base class of every model. See the module docstring for the contract.
 
-    image_size: int = 32
-    channels: int = 3
-    batch_size: int = 64
-    steps: int = 1000
-    sample_every: int = 100
-    checkpoint_every: int = 250
-
-
-class Model:
-    """Base class of every model. See the module docstring for the contract."""
+    Its declarations (``Hyperparameters``, ``defaults``, ``conditional``, the options classes,
+    ``figures``) come from ``ModelDeclarations``; a model may take them from a light class of its
+    own, declared apart from its networks (``gencli.models.declarations``).
+    """
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     data: ClassVar[DataKind] = "images"
-    Hyperparameters: ClassVar[type] = Hyperparameters
-    defaults: ClassVar[TrainDefaults] = TrainDefaults()
-    # Whether labels condition the model (the CLI then accepts --label).
-    conditional: ClassVar[bool] = False
-    # Options of `gencli sample`, `gencli interpolate` and `gencli eval` (`--set key=value`),
-    # passed as keyword arguments to ``sample`` / ``latents`` and ``generate`` / ``sample``.
-    # ``EvalOptions`` None means: evaluate with the ``SampleOptions``.
-    SampleOptions: ClassVar[type] = Options
-    InterpolateOptions: ClassVar[type] = Options
-    EvalOptions: ClassVar[type | None] = None
-    # Figures ``figure(name, ...)`` draws for `gencli sample RUN --figure NAME`.
-    figures: ClassVar[dict[str, Figure]] = {}
     # Data augmentation as in the translation papers: random flips of training batches.
     augment_flip: ClassVar[bool] = False
     # What to tell a user who asks for a capability the model lacks, e.g. how to get it.
@@ -135,12 +155,7 @@ class Model:
     cpu_batch_pixels: ClassVar[int | None] = None
 
     @classmethod
-    def eval_options(cls) -> type:
-        """Return the options class of `gencli eval` (the sampling options unless declared)."""
-        return cls.EvalOptions if cls.EvalOptions is not None else cls.SampleOptions
-
-    @classmethod
-    def train_from(cls, hp: Any, source: "Run") -> Any:
+    def train_from(cls, hp: Any, source: RunView) -> Any:
         """Return the hyperparameters for training on top of a finished run (`train MODEL --from RUN`).
 
         Two-stage models (a prior over a trained autoencoder's codes, say) override this: they
@@ -285,6 +300,13 @@ class Model:
         """Return the names of domains A and B (for `translate --to NAME`), or None when unnamed."""
         return None
 
+    @property
+    def size_multiple(self) -> int | None:
+        """Return the number image sides must be a multiple of for ``translate`` to work at any size (a
+        fully convolutional network: 2 ** its stride-2 downsamplings), or None when the model works at
+        its square training size only, the default. `gencli translate --native-size` reads it."""
+        return None
+
     def interpolation_path(self, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor, **options) -> torch.Tensor:
         """Return the codes between latents ``a`` and ``b`` at fractions ``t`` (one row per t).
 
@@ -295,9 +317,19 @@ class Model:
 
         return slerp(a, b, t)
 
-    def report(self, run: "Run") -> list[Path]:
+    def report(self, run: RunView) -> list[Path]:
         """Write the model's own evaluation figures of ``run`` (from its metrics); return their paths."""
         return []
+
+    def export_module(self, direction: str | None = None) -> tuple[nn.Module, ExportSpec]:
+        """Return (a module wrapping the network that generates, its ``ExportSpec``) for `gencli export`.
+
+        The module takes tensors only (the spec's inputs, in order) and returns one tensor, so it
+        can be traced to TorchScript and ONNX; settings that are not tensors are fixed at export and
+        named in ``notes``. ``direction`` is one of ``directions`` for models that translate (None:
+        the default). The base offers no export.
+        """
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ previews
     def preview_inputs(self, data: ImageData, n: int, seed: int) -> dict[str, Any]:
@@ -336,6 +368,15 @@ class Model:
             x = to_float(inputs["images"])
             return _interleave([x, self.reconstruct(x, inputs.get("labels"))]), 2
         return self.sample(len(inputs.get("labels", [])) or 16, inputs.get("labels")), 4
+
+    def preview_captions(self, inputs: dict[str, Any]) -> tuple[list[str] | None, list[str] | None]:
+        """Return (column headings, row names) to draw around the progress grid ``preview(inputs)``
+        makes; None for either means no text there. The base names the class of each column of the
+        grids its ``preview_inputs`` lay out one class a column; a model whose ``preview`` lays its
+        grid out otherwise overrides this too."""
+        if "z" in inputs and inputs.get("labels") is not None and self.conditional and self.num_classes:
+            return list(self.classes), None
+        return None, None
 
     # ------------------------------------------------------------------ helpers for train_step
     def optimize(self, name: str, loss: torch.Tensor, retain_graph: bool = False,
@@ -443,6 +484,11 @@ def has_capability(cls: type, capability: str) -> bool:
     """Whether model class ``cls`` overrides the methods behind ``capability``."""
     methods = CAPABILITIES[capability]
     return all(getattr(cls, m, None) is not getattr(Model, m) for m in methods)
+
+
+def can_export(cls: type) -> bool:
+    """Whether model class ``cls`` offers `gencli export` (overrides ``export_module``)."""
+    return getattr(cls, "export_module", None) is not Model.export_module
 
 
 def capabilities(cls: type) -> list[str]:

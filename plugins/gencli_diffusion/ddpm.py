@@ -10,9 +10,7 @@ fewer; ``latents`` + ``generate`` (deterministic DDIM from the initial noise) gi
 from __future__ import annotations
 
 import copy
-import dataclasses
-from dataclasses import field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -20,8 +18,20 @@ from torch import nn
 
 from gencli.data.base import Batch, ImageData, to_float
 from gencli.errors import UserError
-from gencli.models.base import Figure, Hyperparameters, Model, Options, TrainDefaults, ema_update
-from gencli.models.hparams import require
+from gencli.models.base import (
+    ExportedNetwork,
+    ExportSpec,
+    Model,
+    TensorSpec,
+    ema_update,
+)
+from gencli_diffusion.declarations import (  # noqa: F401 - declared apart from the networks
+    DDPMDeclarations,
+    DDPMHyperparameters,
+    DDPMInterpolateOptions,
+    DDPMSampleOptions,
+    ForwardNoiseOptions,
+)
 from gencli_diffusion.samplers import NoisePredictor, ddim_sample, ddpm_sample, guided
 from gencli_diffusion.schedules import NoiseSchedule
 from gencli_diffusion.unet import UNet
@@ -33,75 +43,6 @@ FORWARD_NOISE_FRACTIONS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
 # Rows (real images) of the forward-noise figure when the caller does not ask for a number.
 FORWARD_NOISE_ROWS = 4
 SAMPLERS = ("ddim", "ddpm")
-
-
-@dataclasses.dataclass
-class DDPMHyperparameters(Hyperparameters):
-    """DDPM's CIFAR-10 settings (Ho et al. 2020, appendix B) except the network size, which is
-    small by default so a CPU trains it in minutes; ``examples/ddpm-cifar10.toml`` restores it."""
-
-    lr: float = field(default=2e-4, metadata={"help": "Adam learning rate (Ho et al. 2020: 2e-4)"})
-    timesteps: int = field(default=1000, metadata={"help": "diffusion steps T (Ho et al. 2020: 1000)"})
-    schedule: Literal["linear", "cosine"] = field(
-        default="linear", metadata={"help": "noise schedule: linear (Ho et al.) or cosine (Nichol & Dhariwal 2021)"})
-    beta_start: float = field(
-        default=1e-4, metadata={"help": "first beta of the linear schedule at T = 1000 (scaled by 1000 / T)"})
-    beta_end: float = field(
-        default=0.02, metadata={"help": "last beta of the linear schedule at T = 1000 (scaled by 1000 / T)"})
-    prediction: Literal["epsilon", "v"] = field(
-        default="epsilon", metadata={"help": "training target: the noise (Ho et al.) or v (Salimans & Ho 2022)"})
-    base_width: int = field(default=32, metadata={"help": "channels of the first U-Net level (Ho et al.: 128)"})
-    channel_mults: tuple[int, ...] = field(
-        default=(1, 2), metadata={"help": "width multiplier per U-Net level (Ho et al. at 32 px: 1,2,2,2)"})
-    res_blocks: int = field(default=1, metadata={"help": "residual blocks per level (Ho et al.: 2)"})
-    attention_levels: tuple[int, ...] = field(
-        default=(1,), metadata={"help": "levels (0 = full resolution) with self-attention; the middle block always "
-                                        "has it (Ho et al.: 1, the 16 px level at 32 px)"})
-    attention_heads: int = field(default=1, metadata={"help": "heads of each self-attention layer (Ho et al.: 1)"})
-    dropout: float = field(default=0.1, metadata={"help": "dropout in residual blocks (Ho et al. on CIFAR-10: 0.1)"})
-    label_dropout: float = field(
-        default=0.1, metadata={"help": "fraction of labels replaced by the null label (Ho & Salimans 2022: 0.1)"})
-    ema_decay: float = field(
-        default=0.9999, metadata={"help": "EMA decay of the sampling weights (Ho et al.: 0.9999), ramped up early"})
-    grad_clip: float = field(
-        default=1.0, metadata={"help": "clip the gradient's global norm to this; 0 turns clipping off (Ho et al.: 1)"})
-    warmup_steps: int = field(
-        default=0, metadata={"help": "steps of linear learning-rate warmup (Ho et al.: 5000)"})
-    sampling_steps: int = field(
-        default=50, metadata={"help": "sampling steps when `sample --set steps=N` does not say (DDIM below T, DDPM at T)"})
-    eta: float = field(
-        default=0.0, metadata={"help": "DDIM noise: 0 deterministic, 1 ancestral (Song et al. 2021)"})
-    guidance: float = field(
-        default=2.0, metadata={"help": "guidance scale w when a label is given: 0 unconditional, 1 conditional, "
-                                       ">1 guided (Ho & Salimans's w is this minus 1)"})
-    clip_denoised: bool = field(
-        default=True, metadata={"help": "clamp each predicted clean image to [-1, 1] while sampling"})
-
-    def validate(self) -> None:
-        require(self.lr > 0, f"lr must be positive, got {self.lr}")
-        require(self.timesteps >= 1, f"timesteps must be at least 1, got {self.timesteps}")
-        require(0 < self.beta_start < self.beta_end < 1,
-                f"need 0 < beta_start < beta_end < 1, got {self.beta_start} and {self.beta_end}")
-        require(self.base_width >= 1, f"base_width must be at least 1, got {self.base_width}")
-        require(len(self.channel_mults) >= 1 and all(m >= 1 for m in self.channel_mults),
-                f"channel_mults must be one or more positive integers, got {self.channel_mults}")
-        require(self.res_blocks >= 1, f"res_blocks must be at least 1, got {self.res_blocks}")
-        levels = len(self.channel_mults)
-        bad = [level for level in self.attention_levels if not 0 <= level < levels]
-        require(not bad, f"attention_levels {bad} do not exist: the U-Net has levels 0..{levels - 1}")
-        require(self.attention_heads >= 1, f"attention_heads must be at least 1, got {self.attention_heads}")
-        widths = {self.base_width * self.channel_mults[level] for level in (*self.attention_levels, levels - 1)}
-        require(all(w % self.attention_heads == 0 for w in widths),
-                f"attention_heads {self.attention_heads} must divide the attention widths {sorted(widths)}")
-        require(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}")
-        require(0 <= self.label_dropout <= 1, f"label_dropout must be in [0, 1], got {self.label_dropout}")
-        require(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        require(self.grad_clip >= 0, f"grad_clip must be 0 or more, got {self.grad_clip}")
-        require(self.warmup_steps >= 0, f"warmup_steps must be 0 or more, got {self.warmup_steps}")
-        require(1 <= self.sampling_steps <= self.timesteps,
-                f"sampling_steps must be between 1 and timesteps ({self.timesteps}), got {self.sampling_steps}")
-        require(0 <= self.eta <= 1, f"eta must be in [0, 1], got {self.eta}")
-        require(self.guidance >= 0, f"guidance must be 0 or more, got {self.guidance}")
 
 
 # ---------------------------------------------------------------------------- losses
@@ -117,49 +58,12 @@ def ema_decay_at(step: int, decay: float) -> float:
 
 
 # ---------------------------------------------------------------------------- the model
-@dataclasses.dataclass
-class DDPMSampleOptions(Options):
-    """`gencli sample RUN --set key=value` (and `gencli eval`)."""
-
-    steps: int | None = field(default=None, metadata={"help": "sampling steps (default: sampling_steps; all T with sampler=ddpm)"})
-    guidance: float | None = field(default=None, metadata={"help": "classifier-free guidance w (default: the guidance hyperparameter; 1 = none)"})
-    eta: float | None = field(default=None, metadata={"help": "DDIM noise: 0 deterministic, 1 like DDPM (default: the eta hyperparameter)"})
-    sampler: Literal["ddim", "ddpm"] | None = field(default=None, metadata={"help": "ddim, or ddpm over all T steps (default: ddim)"})
-
-
-@dataclasses.dataclass
-class DDPMInterpolateOptions(Options):
-    """`gencli interpolate RUN --set key=value`: deterministic DDIM from each interpolated noise."""
-
-    steps: int | None = field(default=None, metadata={"help": "DDIM steps per image (default: sampling_steps)"})
-    guidance: float | None = field(default=None, metadata={"help": "classifier-free guidance w (default: the guidance hyperparameter)"})
-
-
-@dataclasses.dataclass
-class ForwardNoiseOptions(Options):
-    """`gencli sample RUN --figure forward-noise --set key=value`."""
-
-    timesteps: tuple[int, ...] = field(default=(), metadata={"help": "the columns: steps t from 0 (clean) to T (default: 8 from 0 to T)"})
-
-
-class DDPM(Model):
+class DDPM(DDPMDeclarations, Model):
     """Denoising diffusion with DDPM and DDIM sampling, conditional on labels when it has them."""
 
     name: ClassVar[str] = "ddpm"
     summary: ClassVar[str] = "class-conditional DDPM with DDIM sampling and classifier-free guidance (Ho et al. 2020)"
     data: ClassVar[str] = "images"
-    Hyperparameters: ClassVar[type] = DDPMHyperparameters
-    # About a minute on two CPU cores; diffusion needs far longer to draw clean shapes.
-    defaults: ClassVar[TrainDefaults] = TrainDefaults(
-        image_size=32, channels=3, batch_size=16, steps=150, sample_every=75, checkpoint_every=150)
-    # Conditional whenever it was trained on labelled data; ``num_classes == 0`` means unconditional.
-    conditional: ClassVar[bool] = True
-    SampleOptions: ClassVar[type] = DDPMSampleOptions
-    InterpolateOptions: ClassVar[type] = DDPMInterpolateOptions
-    figures: ClassVar[dict[str, Figure]] = {
-        "forward-noise": Figure("held-out images noised by the forward process at several steps t (one row each)",
-                                ForwardNoiseOptions, needs_data=True),
-    }
 
     @classmethod
     def check_shape(cls, image_size: int, channels: int) -> None:
@@ -377,6 +281,109 @@ class DDPM(Model):
             raise UserError(f"label {int(bad[0])} is out of range; this model knows {self.num_classes} classes: "
                             f"{', '.join(self.classes)}")
         return labels
+
+    # ------------------------------------------------------------------ export
+    def export_module(self, direction: str | None = None) -> tuple[nn.Module, ExportSpec]:
+        """Return the EMA denoiser for `gencli export`: (x_t, t, labels) -> the noise eps in x_t.
+
+        A v-predicting network is converted to eps inside the module, so every export predicts eps;
+        the sampler loop is not exported but written out beside it (``EXPORT_SAMPLER``).
+        """
+        net, schedule, T, k = self.nets["ema"], self.schedule, self.schedule.timesteps, self.num_classes
+        v_prediction = self.hp.prediction == "v"
+
+        def predict_eps(x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+            out = net(x, t, labels).float()
+            return schedule.eps_from_v(x, t, out) if v_prediction else out
+
+        n = 2
+        image = ("N", *self.image_shape)
+        inputs = [TensorSpec("x_t", image, help="noisy images at step t (x_T ~ N(0, I))"),
+                  TensorSpec("t", ("N",), "int64", (0, T - 1), "timestep index of each image")]
+        example: tuple[torch.Tensor, ...] = (torch.randn(n, *self.image_shape, device=self.device),
+                                             torch.tensor([T - 1, 0], device=self.device))
+        has_unconditional = bool(k) and self.hp.label_dropout > 0
+        if k:
+            null = f"; {k} is the null label (unconditional)" if has_unconditional else ""
+            inputs.append(TensorSpec("labels", ("N",), "int64", (0, k if has_unconditional else k - 1),
+                                     "class index of each image" + null))
+            example += (torch.arange(n, device=self.device) % k,)
+        constants = {
+            "timesteps": T,
+            "alpha_bar": [round(float(a), 9) for a in schedule.alpha_bar.cpu()],
+            "sampling_steps": self.hp.sampling_steps,
+            "guidance": self.hp.guidance if has_unconditional else 1.0,
+            "null_label": k if has_unconditional else None,
+            "clip_denoised": bool(self.hp.clip_denoised),
+        }
+        notes = ["the denoiser only: the sampler loop (DDIM, eta = 0) is the example script beside the file",
+                 f"the {self.hp.schedule} noise schedule is in constants.alpha_bar (cumulative products of 1 - beta)"]
+        eps = TensorSpec("eps", image, help="the predicted noise in x_t")
+        return (ExportedNetwork(predict_eps, ema=net),
+                ExportSpec(f"the EMA denoiser eps(x_t, t{', label' if k else ''}) of a {T}-step diffusion", inputs, eps,
+                           example, notes, constants, EXPORT_SAMPLER))
+
+
+# The sampler loop written out beside an exported denoiser (`gencli export`): deterministic DDIM as
+# ``ddim_sample`` with eta = 0, over ``network`` and ``CONTRACT`` only.
+EXPORT_SAMPLER = '''
+def predict(network, x, t, labels, guidance):
+    """Return the noise in x at steps t, guided by classifier-free guidance toward labels."""
+    if labels is None:
+        return network(x, t)
+    null = CONTRACT["constants"]["null_label"]
+    if guidance == 1 or null is None:
+        return network(x, t, labels)
+    cond = network(x, t, labels)
+    uncond = network(x, t, torch.full_like(labels, null))
+    return uncond + guidance * (cond - uncond)
+
+
+@torch.no_grad()
+def sample(network, n, steps, label=None, guidance=1.0, seed=0):
+    """Return n images in [-1, 1] reached from noise by `steps` deterministic DDIM steps."""
+    constants = CONTRACT["constants"]
+    alpha_bar = torch.tensor(constants["alpha_bar"], dtype=torch.float32)
+    T = len(alpha_bar)
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, *CONTRACT["output"]["shape"][1:], generator=generator)
+    labels = None
+    if any(i["name"] == "labels" for i in CONTRACT["inputs"]):
+        if label is not None:
+            labels = torch.full((n,), label, dtype=torch.long)
+        elif constants["null_label"] is not None:
+            labels = torch.full((n,), constants["null_label"], dtype=torch.long)
+        else:
+            labels = torch.randint(0, len(CONTRACT["classes"]), (n,), generator=generator)
+    times = [T - 1] if steps == 1 else torch.linspace(T - 1, 0, steps, dtype=torch.float64).round().long().tolist()
+    for i, now in enumerate(times):
+        t = torch.full((n,), now, dtype=torch.long)
+        eps = predict(network, x, t, labels, guidance)
+        a = alpha_bar[now]
+        a_prev = alpha_bar[times[i + 1]] if i + 1 < len(times) else torch.tensor(1.0)
+        x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
+        if constants["clip_denoised"]:
+            x0 = x0.clamp(-1, 1)
+            eps = (x - a.sqrt() * x0) / (1 - a).sqrt()
+        x = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+    return x.clamp(-1, 1)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Sample images from the exported denoiser with deterministic DDIM.")
+    parser.add_argument("--n", type=int, default=8, help="how many images")
+    parser.add_argument("--steps", type=int, default=CONTRACT["constants"]["sampling_steps"], help="DDIM steps")
+    parser.add_argument("--label", type=int, default=None, help="class index (conditional models)")
+    parser.add_argument("--guidance", type=float, default=CONTRACT["constants"]["guidance"], help="guidance w")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="samples.pt", help="where to save the images tensor [N, C, H, W]")
+    args = parser.parse_args()
+    images = sample(load_network(), args.n, args.steps, args.label, args.guidance, args.seed)
+    torch.save(images, args.out)
+    print(f"{args.out}: {tuple(images.shape)} in [{images.min():.3f}, {images.max():.3f}]")
+'''
 
 
 def _number(value: Any, kind: type, option: str):

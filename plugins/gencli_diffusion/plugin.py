@@ -10,5 +10,6 @@ GENCLI_API = 2
 def gencli_register_models():
     return [
         ModelSpec("ddpm", "class-conditional DDPM with DDIM sampling and classifier-free guidance (Ho et al. 2020)",
-                  "gencli_diffusion.ddpm:DDPM", "images"),
+                  "gencli_diffusion.ddpm:DDPM", "images",
+                  declarations="gencli_diffusion.declarations:DDPMDeclarations"),
     ]

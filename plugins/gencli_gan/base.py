@@ -22,16 +22,12 @@ task), ``after_discriminator_step`` (WGAN clips) and ``discriminator_penalty`` (
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
-
 import torch
 from torch import nn
 
 from gencli.data.base import Batch
 from gencli.errors import UserError
-from gencli.models.base import Hyperparameters, Model, ema_update
-from gencli.models.hparams import require
+from gencli.models.base import ExportedNetwork, ExportSpec, Model, TensorSpec, ema_update
 from gencli.nn.gan import (
     add_instance_noise,
     diff_augment,
@@ -40,8 +36,13 @@ from gencli.nn.gan import (
     ema_decay_at,
     generator_loss,
     instance_noise_std,
-    parse_augment_policy,
     smoothed_target,
+)
+from gencli_gan.declarations import (  # noqa: F401 - declared apart from the networks
+    AdversarialHyperparameters,
+    LossSettings,
+    OptimizerSettings,
+    validate_next,
 )
 
 # Sizes a generator that starts at 4x4 or 7x7 and doubles reaches (7x7 serves 28 px and 56 px).
@@ -72,77 +73,6 @@ def check_doubling_size(name: str, image_size: int, channels: int) -> None:
     if resolution_plan(image_size) is None:
         sizes = ", ".join(map(str, supported_sizes()))
         raise UserError(f"{name} cannot produce {image_size} px images; it works at {sizes} px")
-
-
-# ---------------------------------------------------------------------------------- hyperparameters
-# Mixins of fields; a model's hyperparameter class combines the ones that mean something for it.
-# Each ``validate`` checks its own fields, then hands over to the next class in the MRO.
-def validate_next(cls, self) -> None:
-    parent = getattr(super(cls, self), "validate", None)
-    if parent is not None:
-        parent()
-
-
-@dataclass
-class AdversarialHyperparameters(Hyperparameters):
-    """Fields every GAN of the family has: learning rates, latent size, update ratio, stabilisers."""
-
-    lr: float = field(default=2e-4, metadata={"help": "generator learning rate (2e-4: Radford et al. 2016)"})
-    lr_d: float | None = field(default=None, metadata={"help": "discriminator learning rate (none: same as lr)"})
-    z_dim: int = field(default=100, metadata={"help": "size of the latent vector z ~ N(0, I) (100 in DCGAN)"})
-    n_critic: int = field(default=1, metadata={"help": "discriminator (critic) updates per generator update"})
-    g_steps: int = field(default=1, metadata={"help": "generator updates per training step"})
-    instance_noise: float = field(
-        default=0.0, metadata={"help": "std of Gaussian noise added to D's inputs at step 0 (0 = off; ~0.1 helps)"})
-    instance_noise_steps: int = field(
-        default=2000, metadata={"help": "steps over which the instance noise decays linearly to zero"})
-    augment: tuple[str, ...] = field(
-        default=(), metadata={"help": "differentiable augmentation of D's inputs: any of color,translation,cutout"})
-    ema_decay: float = field(
-        default=0.999, metadata={"help": "decay of the generator's moving average used for sampling (0 = raw G)"})
-
-    def validate(self) -> None:
-        require(self.lr > 0, f"lr must be > 0, got {self.lr}")
-        require(self.lr_d is None or self.lr_d > 0, f"lr_d must be > 0, got {self.lr_d}")
-        require(self.z_dim >= 1, f"z_dim must be at least 1, got {self.z_dim}")
-        require(self.n_critic >= 1, f"n_critic must be at least 1 (discriminator updates per generator update), got {self.n_critic}")
-        require(self.g_steps >= 1, f"g_steps must be at least 1, got {self.g_steps}")
-        require(self.instance_noise >= 0, f"instance_noise must be >= 0, got {self.instance_noise}")
-        require(self.instance_noise_steps >= 1, f"instance_noise_steps must be at least 1, got {self.instance_noise_steps}")
-        require(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        try:
-            parse_augment_policy(self.augment)
-        except ValueError as exc:
-            raise UserError(f"augment: {exc}") from None
-        validate_next(AdversarialHyperparameters, self)
-
-
-@dataclass
-class OptimizerSettings:
-    """The optimizer: Adam with DCGAN's beta1 of 0.5 (0.9 oscillated), or RMSprop."""
-
-    optimizer: Literal["adam", "rmsprop"] = field(default="adam", metadata={"help": "optimizer of both networks"})
-    beta1: float = field(default=0.5, metadata={"help": "Adam beta1 (0.5: Radford et al. 2016)"})
-    beta2: float = field(default=0.999, metadata={"help": "Adam beta2"})
-
-    def validate(self) -> None:
-        require(0 <= self.beta1 < 1, f"beta1 must be in [0, 1), got {self.beta1}")
-        require(0 <= self.beta2 < 1, f"beta2 must be in [0, 1), got {self.beta2}")
-        validate_next(OptimizerSettings, self)
-
-
-@dataclass
-class LossSettings:
-    """The adversarial loss of a classic (non-Wasserstein) GAN and its label smoothing."""
-
-    loss: Literal["ns", "hinge", "lsgan"] = field(
-        default="ns", metadata={"help": "adversarial loss: ns (non-saturating), hinge or lsgan (least squares)"})
-    label_smoothing: float = field(
-        default=0.0, metadata={"help": "one-sided label smoothing: real targets 1 - value (0.1 in Salimans et al.)"})
-
-    def validate(self) -> None:
-        require(0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        validate_next(LossSettings, self)
 
 
 # ---------------------------------------------------------------------------------- the model
@@ -274,6 +204,20 @@ class GAN(Model):
         """Return ``n`` images from the EMA generator."""
         z = self.latents(n, generator)
         return self.generate(z, labels)
+
+    # -- export
+    def export_module(self, direction: str | None = None) -> tuple[nn.Module, ExportSpec]:
+        """Return the EMA generator for `gencli export`: z ~ N(0, I) (and class indices) -> images in [-1, 1]."""
+        G = self.nets["G_ema"]
+        inputs = [TensorSpec("z", ("N", self.hp.z_dim), help="latent code, z ~ N(0, I)")]
+        example: tuple[torch.Tensor, ...] = (torch.randn(2, self.hp.z_dim, device=self.device),)
+        if self.conditional:
+            k = self.num_classes
+            inputs.append(TensorSpec("labels", ("N",), "int64", (0, k - 1), "class index of each image"))
+            example += (torch.arange(2, device=self.device) % k,)
+        module = ExportedNetwork(lambda *x: G(*x).float().clamp(-1, 1), G_ema=G)
+        images = TensorSpec("images", ("N", *self.image_shape), range=(-1, 1), help="generated images")
+        return module, ExportSpec("the EMA generator: latent codes -> images", inputs, images, example)
 
 
 def discriminator_norm(kind: str, channels: int) -> nn.Module:

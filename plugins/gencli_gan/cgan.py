@@ -15,15 +15,14 @@ from __future__ import annotations
 import torch
 
 from gencli.errors import UserError
-from gencli_gan.dcgan import DCGAN, DCGANHyperparameters
+from gencli_gan.dcgan import DCGAN
+from gencli_gan.declarations import CGANDeclarations  # noqa: F401 - declared apart from the networks
 
 
-class CGAN(DCGAN):
+class CGAN(CGANDeclarations, DCGAN):
     name = "cgan"
     summary = "class-conditional DCGAN with a projection discriminator (Mirza & Osindero 2014; Miyato & Koyama 2018)"
     data = "labelled"
-    conditional = True
-    Hyperparameters = DCGANHyperparameters
 
     def build_networks(self):
         if not self.num_classes:

@@ -13,29 +13,24 @@ discriminator adds a projection term).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gencli.models.base import TrainDefaults
-from gencli.models.hparams import require
 from gencli.nn.gan import ema_copy, init_normal, sn_conv2d, sn_embedding, sn_linear
 from gencli_gan.base import (
     GAN,
-    AdversarialHyperparameters,
-    LossSettings,
-    OptimizerSettings,
     check_doubling_size,
     discriminator_norm,
     resolution_plan,
-    validate_next,
 )
-
-Upsample = Literal["transpose", "nearest", "pixelshuffle"]
-DiscriminatorNorm = Literal["batch", "layer", "spectral", "none"]
+from gencli_gan.declarations import (  # noqa: F401 - declared apart from the networks
+    DCGANArchitecture,
+    DCGANDeclarations,
+    DCGANHyperparameters,
+    DiscriminatorNorm,
+    Upsample,
+)
 
 
 # ---------------------------------------------------------------------------------- networks
@@ -121,38 +116,6 @@ class DCGANDiscriminator(nn.Module):
 
 
 # ---------------------------------------------------------------------------------- model
-@dataclass
-class DCGANArchitecture:
-    """Widths and depth of the DCGAN networks, shared by dcgan, wgan, wgan-gp and cgan."""
-
-    g_width: int = field(default=64, metadata={"help": "generator channels at its last hidden layer (doubling inwards)"})
-    d_width: int = field(default=64, metadata={"help": "discriminator channels at its first layer (doubling inwards)"})
-    depth: int = field(default=0, metadata={
-        "help": "extra 3x3 conv layers per resolution in both networks, where g_depth / d_depth are unset"})
-    g_depth: int | None = field(default=None, metadata={
-        "help": "extra 3x3 conv layers per resolution in the generator (unset: depth)"})
-    d_depth: int | None = field(default=None, metadata={
-        "help": "extra 3x3 conv layers per resolution in the discriminator (unset: depth)"})
-    upsample: Upsample = field(
-        default="transpose", metadata={"help": "generator upsampling: transpose, nearest (+conv) or pixelshuffle"})
-    d_norm: DiscriminatorNorm = field(default="batch", metadata={"help": "discriminator normalisation"})
-    d_dropout: float = field(default=0.0, metadata={"help": "dropout after each discriminator activation"})
-
-    def validate(self) -> None:
-        require(self.g_width >= 1, f"g_width must be at least 1, got {self.g_width}")
-        require(self.d_width >= 1, f"d_width must be at least 1, got {self.d_width}")
-        for key in ("depth", "g_depth", "d_depth"):
-            value = getattr(self, key)
-            require(value is None or value >= 0, f"{key} must be >= 0, got {value}")
-        require(0 <= self.d_dropout < 1, f"d_dropout must be in [0, 1), got {self.d_dropout}")
-        validate_next(DCGANArchitecture, self)
-
-
-@dataclass
-class DCGANHyperparameters(DCGANArchitecture, LossSettings, OptimizerSettings, AdversarialHyperparameters):
-    """DCGAN (Radford et al. 2016): Adam 2e-4, beta1 0.5, z of 100, batch 128 in the paper."""
-
-
 # Below this many training images the paper's recipe does poorly; a new dcgan run takes two
 # changes instead, each measured on 1,437 handwritten digits at 28 px (benchmarks/bench_quality.py):
 # - the discriminator: the paper's batch-norm D overfits the real set and its feedback turns poor;
@@ -169,12 +132,10 @@ SMALL_DATA_DISCRIMINATOR = {"d_norm": "spectral", "loss": "hinge", "lr_d": 2.0} 
 SMALL_DATA_DEPTH = {"depth": 1}  # g_depth and d_depth follow depth unless set
 
 
-class DCGAN(GAN):
+class DCGAN(DCGANDeclarations, GAN):
     name = "dcgan"
     summary = "deep convolutional GAN (Radford et al. 2016)"
     data = "images"
-    Hyperparameters = DCGANHyperparameters
-    defaults = TrainDefaults(image_size=32, channels=3, batch_size=64, steps=200, sample_every=20, checkpoint_every=100)
     test_overrides = {"g_width": 8, "d_width": 8, "z_dim": 16}
 
     @classmethod

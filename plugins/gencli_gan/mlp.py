@@ -9,16 +9,18 @@ with LeakyReLU and optional dropout. Adam 2e-4 with beta1 0.5, as for DCGAN. Any
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from gencli.errors import UserError
-from gencli.models.base import TrainDefaults
-from gencli.models.hparams import require
 from gencli.nn.gan import ema_copy
-from gencli_gan.base import GAN, AdversarialHyperparameters, LossSettings, OptimizerSettings, validate_next
+from gencli_gan.base import GAN
+from gencli_gan.declarations import (  # noqa: F401 - declared apart from the networks
+    MLPArchitecture,
+    MLPGANDeclarations,
+    MLPGANHyperparameters,
+)
 
 MIN_SIZE, MAX_SIZE = 8, 128
 
@@ -69,32 +71,10 @@ class MLPDiscriminator(nn.Module):
 
 
 # ---------------------------------------------------------------------------------- model
-@dataclass
-class MLPArchitecture:
-    width: int = field(default=1024, metadata={"help": "widest hidden layer (G: 256-512-1024, D: 1024-512-256)"})
-    g_depth: int = field(default=3, metadata={"help": "generator hidden layers, widths doubling up to width"})
-    d_depth: int = field(default=3, metadata={"help": "discriminator hidden layers, widths halving from width"})
-    d_dropout: float = field(default=0.0, metadata={"help": "dropout after each discriminator hidden layer"})
-
-    def validate(self) -> None:
-        require(self.width >= 8, f"width must be at least 8, got {self.width}")
-        require(self.g_depth >= 1, f"g_depth must be at least 1, got {self.g_depth}")
-        require(self.d_depth >= 1, f"d_depth must be at least 1, got {self.d_depth}")
-        require(0 <= self.d_dropout < 1, f"d_dropout must be in [0, 1), got {self.d_dropout}")
-        validate_next(MLPArchitecture, self)
-
-
-@dataclass
-class MLPGANHyperparameters(MLPArchitecture, LossSettings, OptimizerSettings, AdversarialHyperparameters):
-    """FC-GAN: MLP generator 256-512-1024 and discriminator 1024-512-256, Adam 2e-4 beta1 0.5."""
-
-
-class MLPGAN(GAN):
+class MLPGAN(MLPGANDeclarations, GAN):
     name = "gan"
     summary = "fully connected GAN, the FC-GAN baseline (Goodfellow et al. 2014)"
     data = "images"
-    Hyperparameters = MLPGANHyperparameters
-    defaults = TrainDefaults(image_size=32, channels=3, batch_size=64, steps=800, sample_every=40, checkpoint_every=200)
     test_overrides = {"width": 64, "z_dim": 16}
 
     @classmethod

@@ -18,14 +18,10 @@ then two more at that size, ReLU, global sum pooling, two linear heads.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gencli.models.base import TrainDefaults
-from gencli.models.hparams import require
 from gencli.nn.gan import (
     discriminator_loss,
     discriminator_score,
@@ -36,12 +32,13 @@ from gencli.nn.gan import (
 )
 from gencli_gan.base import (
     GAN,
-    AdversarialHyperparameters,
-    LossSettings,
-    OptimizerSettings,
     check_doubling_size,
     resolution_plan,
-    validate_next,
+)
+from gencli_gan.declarations import (  # noqa: F401 - declared apart from the networks
+    SSGANArchitecture,
+    SSGANDeclarations,
+    SSGANHyperparameters,
 )
 
 ROTATIONS = 4  # 0, 90, 180 and 270 degrees
@@ -141,34 +138,10 @@ def rotation_subset(n: int) -> int:
 
 
 # ---------------------------------------------------------------------------------- model
-@dataclass
-class SSGANArchitecture:
-    g_width: int = field(default=256, metadata={"help": "generator channels in every residual block (256 in SNGAN/SS-GAN)"})
-    d_width: int = field(default=128, metadata={"help": "discriminator channels in every residual block (128 in SNGAN/SS-GAN)"})
-    alpha: float = field(default=0.2, metadata={"help": "weight of the rotation loss on fakes in G's loss (0.2)"})
-    beta: float = field(default=1.0, metadata={"help": "weight of the rotation loss on reals in D's loss (1.0)"})
-
-    def validate(self) -> None:
-        require(self.g_width >= 1, f"g_width must be at least 1, got {self.g_width}")
-        require(self.d_width >= 1, f"d_width must be at least 1, got {self.d_width}")
-        require(self.alpha >= 0, f"alpha must be >= 0, got {self.alpha}")
-        require(self.beta >= 0, f"beta must be >= 0, got {self.beta}")
-        validate_next(SSGANArchitecture, self)
-
-
-@dataclass
-class SSGANHyperparameters(SSGANArchitecture, LossSettings, OptimizerSettings, AdversarialHyperparameters):
-    """SS-GAN (Chen et al. 2019): non-saturating loss, SN ResNet D, z of 128, rotation weights 0.2 / 1."""
-
-    z_dim: int = field(default=128, metadata={"help": "size of the latent vector z ~ N(0, I) (128 in SS-GAN)"})
-
-
-class SSGAN(GAN):
+class SSGAN(SSGANDeclarations, GAN):
     name = "ssgan"
     summary = "self-supervised GAN: ResNet GAN with a rotation-predicting discriminator (Chen et al. 2019)"
     data = "images"
-    Hyperparameters = SSGANHyperparameters
-    defaults = TrainDefaults(image_size=32, channels=3, batch_size=16, steps=25, sample_every=5, checkpoint_every=25)
     test_overrides = {"g_width": 16, "d_width": 16, "z_dim": 16}
 
     @classmethod

@@ -14,36 +14,22 @@ The live table shows ``wasserstein``, the critic's current estimate of the dista
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 
-from gencli.models.base import TrainDefaults
-from gencli.models.hparams import require
 from gencli.nn.gan import gradient_penalty
-from gencli_gan.base import AdversarialHyperparameters, OptimizerSettings, validate_next
-from gencli_gan.dcgan import DCGAN, DCGANArchitecture, DiscriminatorNorm
+from gencli_gan.dcgan import DCGAN
+from gencli_gan.declarations import (  # noqa: F401 - declared apart from the networks
+    WGANDeclarations,
+    WGANGPDeclarations,
+    WGANGPHyperparameters,
+    WGANHyperparameters,
+)
 
 
 # ---------------------------------------------------------------------------------- WGAN
-@dataclass
-class WGANHyperparameters(DCGANArchitecture, AdversarialHyperparameters):
-    """WGAN (Arjovsky et al. 2017, Algorithm 1): RMSprop 5e-5, clip 0.01, n_critic 5."""
-
-    lr: float = field(default=5e-5, metadata={"help": "RMSprop learning rate of both networks (5e-5 in the paper)"})
-    n_critic: int = field(default=5, metadata={"help": "critic updates per generator update (5 in the paper)"})
-    clip: float = field(default=0.01, metadata={"help": "critic weights are clipped to [-clip, clip] after each update"})
-
-    def validate(self) -> None:
-        require(self.clip > 0, f"clip must be > 0 (the critic's weights are clipped to [-clip, clip]), got {self.clip}")
-        validate_next(WGANHyperparameters, self)
-
-
-class WGAN(DCGAN):
+class WGAN(WGANDeclarations, DCGAN):
     name = "wgan"
     summary = "Wasserstein GAN, critic with weight clipping (Arjovsky et al. 2017)"
-    Hyperparameters = WGANHyperparameters
-    defaults = TrainDefaults(image_size=32, channels=3, batch_size=32, steps=120, sample_every=10, checkpoint_every=40)
 
     def loss_kind(self) -> str:
         return "wasserstein"
@@ -66,30 +52,9 @@ class WGAN(DCGAN):
 
 
 # ---------------------------------------------------------------------------------- WGAN-GP
-@dataclass
-class WGANGPHyperparameters(DCGANArchitecture, OptimizerSettings, AdversarialHyperparameters):
-    """WGAN-GP (Gulrajani et al. 2017, Algorithm 1): lambda 10, Adam 1e-4 betas (0, 0.9), n_critic 5."""
-
-    lr: float = field(default=1e-4, metadata={"help": "Adam learning rate of both networks (1e-4 in the paper)"})
-    beta1: float = field(default=0.0, metadata={"help": "Adam beta1 (0 in the paper)"})
-    beta2: float = field(default=0.9, metadata={"help": "Adam beta2 (0.9 in the paper)"})
-    n_critic: int = field(default=5, metadata={"help": "critic updates per generator update (5 in the paper)"})
-    d_norm: DiscriminatorNorm = field(
-        default="layer", metadata={"help": "critic normalisation: layer (the paper's advice), spectral or none"})
-    lambda_gp: float = field(default=10.0, metadata={"help": "weight of the gradient penalty (10 in the paper)"})
-
-    def validate(self) -> None:
-        require(self.lambda_gp >= 0, f"lambda_gp must be >= 0, got {self.lambda_gp}")
-        require(self.d_norm != "batch",
-                "wgan-gp's critic cannot use batch norm (the gradient penalty is per image); use d_norm=layer, spectral or none")
-        validate_next(WGANGPHyperparameters, self)
-
-
-class WGANGP(DCGAN):
+class WGANGP(WGANGPDeclarations, DCGAN):
     name = "wgan-gp"
     summary = "Wasserstein GAN with gradient penalty (Gulrajani et al. 2017)"
-    Hyperparameters = WGANGPHyperparameters
-    defaults = TrainDefaults(image_size=32, channels=3, batch_size=32, steps=80, sample_every=10, checkpoint_every=40)
 
     def loss_kind(self) -> str:
         return "wasserstein"

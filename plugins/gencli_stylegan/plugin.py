@@ -14,5 +14,6 @@ def gencli_register_models():
             "StyleGAN2-style generator: mapping network, modulated convs, noise inputs, style mixing, truncation",
             "gencli_stylegan.stylegan:StyleGAN",
             "images",
+            declarations="gencli_stylegan.declarations:StyleGANDeclarations",
         ),
     ]

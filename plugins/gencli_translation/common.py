@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 
 from gencli.data.base import resize_square, to_float
 from gencli.errors import UserError
-from gencli.models.base import Model
+from gencli.models.base import ExportedNetwork, ExportSpec, Model, TensorSpec
 from gencli.nn.gan import discriminator_loss, generator_loss
+from gencli_translation.declarations import GanMode  # noqa: F401 - declared apart from the networks
 from gencli_translation.networks import PatchDiscriminator
 
-GanMode = Literal["lsgan", "ns"]
 DIRECTIONS = ("a2b", "b2a")
 # Progress grids show at most this many examples, two triptychs to a row, so every frame of the
 # run's GIF stays legible.
@@ -83,6 +83,12 @@ class TranslationModel(Model):
         """Return the names of domains A and B when the model was built with two class names."""
         return (self.classes[0], self.classes[1]) if len(self.classes) == 2 else None
 
+    @property
+    def size_multiple(self) -> int:
+        """Return 2 ** the most stride-2 downsamplings of the generators: fully convolutional, they
+        translate images of any size that is a multiple of it."""
+        return 2 ** max(net.downsamplings for net in self.nets.values() if hasattr(net, "downsamplings"))
+
     def discriminator_layers(self) -> int:
         """Return the PatchGAN depth: ``hp.d_layers``, or 3 reduced until tiny images fit."""
         size, wanted = self.image_size, self.hp.d_layers
@@ -112,3 +118,18 @@ class TranslationModel(Model):
             picked = resize_square(picked, size)
         return to_float(picked.to(self.device))
 
+    def export_translator(self, net: torch.nn.Module, direction: str) -> tuple[torch.nn.Module, ExportSpec]:
+        """Return (``net`` as an exported module, its spec): images of one domain -> the other's, in [-1, 1]."""
+        source, target = self.domains or ("A", "B")
+        if direction == "b2a":
+            source, target = target, source
+        shape = ("N", *self.image_shape)
+        inputs = [TensorSpec("images", shape, range=(-1, 1), help=f"images of domain {source}")]
+        output = TensorSpec("translated", shape, range=(-1, 1), help=f"the images translated to domain {target}")
+        notes = [f"direction {direction} ({source} -> {target}), trained at {self.image_size} px: give images of that size"]
+        if len(self.directions) > 1:
+            notes.append("the other direction is exported with --direction")
+        example = (torch.rand(2, *self.image_shape, device=self.device) * 2 - 1,)
+        module = ExportedNetwork(lambda x: net(x).float().clamp(-1, 1), translator=net)
+        return module, ExportSpec(f"the {direction} generator: {source} images -> {target} images", inputs, output,
+                                  example, notes)

@@ -11,9 +11,7 @@ rate is constant, then decays linearly to zero.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import field
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -21,66 +19,20 @@ from torch import nn
 
 from gencli.data.base import Batch, ImageData
 from gencli.errors import UserError
-from gencli.models.base import Hyperparameters, TrainDefaults
-from gencli.models.hparams import require
+from gencli.models.base import ExportSpec
 from gencli_translation.common import (
     PREVIEW_EXAMPLES,
-    GanMode,
     TranslationModel,
     adversarial_d_loss,
     adversarial_g_loss,
     default_width,
     triptychs,
 )
-from gencli_translation.networks import ImagePool, NormKind, PatchDiscriminator, ResnetGenerator, init_weights
-
-
-@dataclasses.dataclass
-class CycleGANHyperparameters(Hyperparameters):
-    """CycleGAN's hyperparameters; defaults from Zhu et al. 2017 and its reference code."""
-
-    lr: float = field(default=2e-4, metadata={"help": "Adam learning rate of all four networks (paper: 0.0002)"})
-    beta1: float = field(default=0.5, metadata={"help": "Adam beta1 (paper: 0.5)"})
-    beta2: float = field(default=0.999, metadata={"help": "Adam beta2 (paper: 0.999)"})
-    lambda_cycle: float = field(default=10.0, metadata={
-        "help": "weight of the cycle-consistency L1 losses (paper: 10)"})
-    lambda_identity: float = field(default=0.5, metadata={
-        "help": "weight of the identity L1 losses, as a fraction of lambda_cycle (paper: 0.5; 0 turns them off)"})
-    gan_mode: GanMode = field(default="lsgan", metadata={
-        "help": "adversarial loss: 'lsgan' least squares (paper) or 'ns' logistic"})
-    pool_size: int = field(default=50, metadata={
-        "help": "generated images kept for the discriminators (paper: 50; 0 turns the pool off)"})
-    ngf: int | None = field(default=None, metadata={
-        "help": "generator base width (paper: 64; unset: 64 from 128 px, 32 at 64 px, 16 below)"})
-    ndf: int | None = field(default=None, metadata={
-        "help": "discriminator base width (paper: 64; unset: as ngf)"})
-    blocks: int | None = field(default=None, metadata={
-        "help": "residual blocks per generator (paper: 9 at 256 px, 6 at 128 px and below; unset: by size)"})
-    d_layers: int | None = field(default=None, metadata={
-        "help": "PatchGAN stride-2 layers (paper: 3, 70x70 patches; unset: 3, fewer below 32 px)"})
-    norm: NormKind = field(default="instance", metadata={
-        "help": "normalisation layers: 'instance' (paper), 'batch' or 'none'"})
-    dropout: float = field(default=0.0, metadata={"help": "dropout inside the residual blocks (paper: none)"})
-    load_size: int | None = field(default=None, metadata={
-        "help": "size images are loaded at before random crops (paper: 286 for 256; unset: image size * 286/256)"})
-    constant_steps: int = field(default=100_000, metadata={
-        "help": "steps at the initial learning rate (paper: 100 epochs, about 100k steps at batch 1 on ~1k images)"})
-    decay_steps: int = field(default=100_000, metadata={
-        "help": "steps of linear decay of the learning rate to zero after the constant phase (paper: 100 epochs)"})
-
-    def validate(self) -> None:
-        require(self.lr > 0, f"lr must be positive, got {self.lr}")
-        require(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "Adam betas beta1 and beta2 must be in [0, 1)")
-        require(self.lambda_cycle >= 0, f"lambda_cycle must be at least 0, got {self.lambda_cycle}")
-        require(self.lambda_identity >= 0, f"lambda_identity must be at least 0, got {self.lambda_identity}")
-        require(self.pool_size >= 0, f"pool_size must be at least 0, got {self.pool_size}")
-        for key in ("ngf", "ndf", "d_layers"):
-            value = getattr(self, key)
-            require(value is None or value >= 1, f"{key} must be at least 1, got {value}")
-        require(self.blocks is None or self.blocks >= 0, f"blocks must be at least 0, got {self.blocks}")
-        require(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}")
-        require(self.constant_steps >= 0, f"constant_steps must be at least 0, got {self.constant_steps}")
-        require(self.decay_steps >= 0, f"decay_steps must be at least 0, got {self.decay_steps}")
+from gencli_translation.declarations import (  # noqa: F401 - declared apart from the networks
+    CycleGANDeclarations,
+    CycleGANHyperparameters,
+)
+from gencli_translation.networks import ImagePool, PatchDiscriminator, ResnetGenerator, init_weights
 
 
 # ---------------------------------------------------------------------------------------- schedule
@@ -98,14 +50,12 @@ def linear_decay(constant_steps: int, decay_steps: int) -> Callable[[int], float
 
 
 # ---------------------------------------------------------------------------------------- model
-class CycleGAN(TranslationModel):
+class CycleGAN(CycleGANDeclarations, TranslationModel):
     """Unpaired translation with two generators, two PatchGANs and cycle consistency."""
 
     name = "cyclegan"
     summary = "unpaired image-to-image translation with cycle consistency (Zhu et al. 2017)"
     data = "unpaired"
-    Hyperparameters: ClassVar[type] = CycleGANHyperparameters
-    defaults = TrainDefaults(image_size=32, channels=3, batch_size=4, steps=300, sample_every=50, checkpoint_every=100)
     # Its instance norms made channels-last translation slower on the CPU (benchmarks/bench_inference.py).
     cpu_channels_last = False
     cpu_channels_last_training = False  # 0.94x on the CPU at 64 px
@@ -225,3 +175,10 @@ class CycleGAN(TranslationModel):
             fake_a = self.translate(b, "b2a")
             images = torch.cat([images, triptychs(b, fake_a, self.translate(fake_a, "a2b"))[0]])
         return images, nrow
+
+    # ------------------------------------------------------------------ export
+    def export_module(self, direction: str | None = None) -> tuple[nn.Module, ExportSpec]:
+        """Return the generator of ``direction`` (default: a2b) for `gencli export`."""
+        direction = direction or self.directions[0]
+        self.check_direction(direction)
+        return self.export_translator(self.nets["G_AB" if direction == "a2b" else "G_BA"], direction)

@@ -18,14 +18,13 @@ Every network takes and returns float NCHW images in [-1, 1] (tanh outputs).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
 from gencli.nn.gan import init_normal as init_weights
-
-NormKind = Literal["batch", "instance", "none"]
+from gencli_translation.declarations import NormKind  # noqa: F401 - declared apart from the networks
 
 __all__ = [
     "ImagePool", "NormKind", "PatchDiscriminator", "ResnetBlock", "ResnetGenerator", "UnetGenerator",
@@ -206,6 +205,11 @@ class UnetGenerator(nn.Module):
             drop = dropout if depth - 1 - level <= dropout_layers and level < depth - 1 else 0.0
             block = UnetSkipBlock(widths[level - 1], widths[level], block, norm=norm, dropout=drop)
         self.model = UnetSkipBlock(out_channels, widths[0], block, in_channels=in_channels, outermost=True, norm=norm)
+
+    @property
+    def downsamplings(self) -> int:
+        """Return the stride-2 downsamplings (``depth``): image sides must be multiples of 2 ** this."""
+        return self.depth
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)

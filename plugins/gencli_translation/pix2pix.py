@@ -13,9 +13,7 @@ paper instead kept dropout and batch statistics at test time.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import field
-from typing import Any, ClassVar, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -23,67 +21,28 @@ from torch import nn
 
 from gencli.data.base import Batch, ImageData
 from gencli.errors import UserError
-from gencli.models.base import Hyperparameters, TrainDefaults
-from gencli.models.hparams import require
+from gencli.models.base import ExportSpec
 from gencli_translation.common import (
     PREVIEW_EXAMPLES,
-    GanMode,
     TranslationModel,
     adversarial_d_loss,
     adversarial_g_loss,
     default_width,
     triptychs,
 )
-from gencli_translation.networks import NormKind, PatchDiscriminator, UnetGenerator, init_weights, unet_depth
+from gencli_translation.declarations import (  # noqa: F401 - declared apart from the networks
+    Pix2PixDeclarations,
+    Pix2PixHyperparameters,
+)
+from gencli_translation.networks import PatchDiscriminator, UnetGenerator, init_weights, unet_depth
 
 
-@dataclasses.dataclass
-class Pix2PixHyperparameters(Hyperparameters):
-    """pix2pix's hyperparameters; defaults from Isola et al. 2017 and its reference code."""
-
-    lr: float = field(default=2e-4, metadata={"help": "Adam learning rate of G and D (paper: 0.0002)"})
-    beta1: float = field(default=0.5, metadata={"help": "Adam beta1 (paper: 0.5)"})
-    beta2: float = field(default=0.999, metadata={"help": "Adam beta2 (paper: 0.999)"})
-    lambda_l1: float = field(default=100.0, metadata={"help": "weight of the L1 loss to the target (paper: 100)"})
-    gan_mode: GanMode = field(default="ns", metadata={
-        "help": "adversarial loss: 'ns' logistic (paper) or 'lsgan' least squares"})
-    direction: Literal["AtoB", "BtoA"] = field(default="AtoB", metadata={
-        "help": "which side of each pair is the input: 'AtoB' (A -> B) or 'BtoA' (B -> A)"})
-    ngf: int | None = field(default=None, metadata={
-        "help": "generator base width (paper: 64; unset: 64 from 128 px, 32 at 64 px, 16 below)"})
-    ndf: int | None = field(default=None, metadata={"help": "discriminator base width (paper: 64; unset: as ngf)"})
-    depth: int | None = field(default=None, metadata={
-        "help": "U-Net downsamplings (paper: 8 at 256 px; unset: log2 of the image size, at most 8)"})
-    d_layers: int | None = field(default=None, metadata={
-        "help": "PatchGAN stride-2 layers (paper: 3, 70x70 patches; unset: 3, fewer below 32 px)"})
-    norm: NormKind = field(default="batch", metadata={
-        "help": "normalisation layers: 'batch' (paper), 'instance' or 'none'"})
-    dropout: float = field(default=0.5, metadata={
-        "help": "dropout rate in the decoder layers after the bottleneck (paper: 0.5)"})
-    dropout_layers: int = field(default=3, metadata={"help": "decoder layers with dropout (paper: 3)"})
-    load_size: int | None = field(default=None, metadata={
-        "help": "size images are loaded at before random crops (paper: 286 for 256; unset: image size * 286/256)"})
-
-    def validate(self) -> None:
-        require(self.lr > 0, f"lr must be positive, got {self.lr}")
-        require(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "Adam betas beta1 and beta2 must be in [0, 1)")
-        require(self.lambda_l1 >= 0, f"lambda_l1 must be at least 0, got {self.lambda_l1}")
-        for key in ("ngf", "ndf", "d_layers"):
-            value = getattr(self, key)
-            require(value is None or value >= 1, f"{key} must be at least 1, got {value}")
-        require(self.depth is None or 2 <= self.depth <= 10, f"depth must be between 2 and 10, got {self.depth}")
-        require(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}")
-        require(self.dropout_layers >= 0, f"dropout_layers must be at least 0, got {self.dropout_layers}")
-
-
-class Pix2Pix(TranslationModel):
+class Pix2Pix(Pix2PixDeclarations, TranslationModel):
     """Paired translation with a U-Net generator, a conditional PatchGAN and an L1 loss."""
 
     name = "pix2pix"
     summary = "paired image-to-image translation: U-Net + conditional PatchGAN (Isola et al. 2017)"
     data = "paired"
-    Hyperparameters: ClassVar[type] = Pix2PixHyperparameters
-    defaults = TrainDefaults(image_size=32, channels=3, batch_size=16, steps=500, sample_every=50, checkpoint_every=250)
     cpu_channels_last_training = False  # 0.90x on the CPU (64 px, batch 1); sampling stays channels-last (1.10x)
 
     @classmethod
@@ -174,3 +133,10 @@ class Pix2Pix(TranslationModel):
         """Return triptychs input | output | target, and images per grid row."""
         x = inputs["images"]
         return triptychs(x, self.nets["G"](x), inputs["targets"])
+
+    # ------------------------------------------------------------------ export
+    def export_module(self, direction: str | None = None) -> tuple[nn.Module, ExportSpec]:
+        """Return the generator of ``direction`` (default: the trained one) for `gencli export`."""
+        direction = direction or self.directions[0]
+        self.check_direction(direction)
+        return self.export_translator(self.nets["G"], direction)

@@ -22,15 +22,16 @@ resumed run continues the same beta sequence.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from gencli.models.base import TrainDefaults
-from gencli.models.hparams import require
-from gencli_vae.vae import VAE, VAEHyperparameters
+from gencli_vae.declarations import (  # noqa: F401 - declared apart from the networks
+    ControlVAEDeclarations,
+    ControlVAEHyperparameters,
+)
+from gencli_vae.vae import VAE
 
 
 # ---------------------------------------------------------------- controller
@@ -49,38 +50,9 @@ def pi_step(
 
 
 # ---------------------------------------------------------------- model
-@dataclass
-class ControlVAEHyperparameters(VAEHyperparameters):
-    kl_target: float = field(
-        default=14.0,
-        metadata={"help": "KL set point in nats the controller holds (Shao et al. 2020; 8-14 suit MNIST-like data)"},
-    )
-    kp: float = field(default=0.01, metadata={"help": "proportional gain Kp (Shao et al. 2020)"})
-    ki: float = field(default=0.001, metadata={"help": "integral gain Ki (Shao et al. 2020)"})
-    beta_min: float = field(default=1.0, metadata={"help": "lower bound of the KL weight beta"})
-    beta_max: float = field(default=50.0, metadata={"help": "upper bound of the KL weight beta"})
-    beta: float = field(
-        default=1.0, metadata={"help": "not used: the controller sets beta (see kl_target, beta_min, beta_max)"}
-    )
-
-    def validate(self) -> None:
-        super().validate()
-        require(self.kl_target > 0, f"kl_target must be > 0 nats, got {self.kl_target}")
-        require(self.kp >= 0, f"kp must be >= 0, got {self.kp}")
-        require(self.ki > 0, f"ki must be > 0 (the integral term drives the KL to its target), got {self.ki}")
-        require(self.beta_min >= 0, f"beta_min must be >= 0, got {self.beta_min}")
-        require(
-            self.beta_min < self.beta_max,
-            f"beta bounds are reversed or empty: beta_min={self.beta_min} must be below beta_max={self.beta_max}",
-        )
-        require(self.beta == 1.0, "controlvae sets beta itself each step; set kl_target, beta_min or beta_max instead")
-
-
-class ControlVAE(VAE):
+class ControlVAE(ControlVAEDeclarations, VAE):
     name = "controlvae"
     summary = "VAE whose KL weight a PI controller sets to hold a KL target (Shao et al. 2020)"
-    Hyperparameters = ControlVAEHyperparameters
-    defaults = TrainDefaults(image_size=32, channels=3, batch_size=64, steps=1200, sample_every=100, checkpoint_every=400)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

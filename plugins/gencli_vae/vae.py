@@ -11,17 +11,22 @@ logits directly, which is exact and stable.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from gencli.data.base import Batch
 from gencli.errors import UserError
-from gencli.models.base import Hyperparameters, Model, Options, TrainDefaults
-from gencli.models.hparams import require
+from gencli.models.base import ExportedNetwork, ExportSpec, Model, TensorSpec
+from gencli_vae.declarations import (  # noqa: F401 - declared apart from the networks
+    BetaVAEDeclarations,
+    BetaVAEHyperparameters,
+    CVAEDeclarations,
+    CVAESampleOptions,
+    VAEDeclarations,
+    VAEHyperparameters,
+    VAESampleOptions,
+)
 
 
 # ---------------------------------------------------------------- networks
@@ -135,45 +140,10 @@ def reconstruction_loss(logits: torch.Tensor, x: torch.Tensor, kind: str) -> tor
 
 
 # ---------------------------------------------------------------- model
-@dataclass
-class VAEHyperparameters(Hyperparameters):
-    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
-    latent_dim: int = field(default=16, metadata={"help": "latent size (2 gives the 2-D latent figures)"})
-    beta: float = field(default=1.0, metadata={"help": "KL weight (1 = the VAE bound; > 1 = beta-VAE)"})
-    recon: Literal["bce", "mse"] = field(default="bce", metadata={"help": "reconstruction loss"})
-    widths: tuple[int, ...] = field(default=(32, 64, 128), metadata={"help": "encoder widths, one stride-2 conv each"})
-    norm: Literal["batch", "group", "none"] = field(default="batch", metadata={"help": "normalisation after each conv"})
-    # Unset means the layout of runs recorded before this option existed (the label in the dense
-    # layers only), so they still load; `gencli train` sets it on for every new conditional run.
-    label_maps: bool | None = field(default=None, metadata={
-        "help": "conditional models: the one-hot label also enters every convolution as constant channels "
-                "(unset: on for new runs; earlier runs: dense layers only)"})
-
-    def validate(self) -> None:
-        require(self.lr > 0, f"lr must be > 0, got {self.lr}")
-        require(self.latent_dim >= 1, f"latent_dim must be >= 1, got {self.latent_dim}")
-        require(self.beta >= 0, f"beta must be >= 0, got {self.beta}")
-        require(len(self.widths) >= 1 and all(w >= 1 for w in self.widths), "widths must be positive integers")
-
-
-@dataclass
-class VAESampleOptions(Options):
-    """`gencli sample RUN --set key=value` (and `gencli eval`)."""
-
-    temperature: float = field(default=1.0, metadata={
-        "help": "scale of the prior's z ~ N(0, I) when sampling (1 = the model's prior; below 1: cleaner, less varied)"})
-
-    def validate(self) -> None:
-        require(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
-
-
-class VAE(Model):
+class VAE(VAEDeclarations, Model):
     name = "vae"
     summary = "convolutional VAE (BCE or MSE reconstruction, KL weight beta)"
     data = "images"
-    Hyperparameters = VAEHyperparameters
-    SampleOptions = VAESampleOptions
-    defaults = TrainDefaults(image_size=32, channels=3, batch_size=64, steps=1200, sample_every=100, checkpoint_every=400)
     test_overrides = {"widths": (8, 16), "latent_dim": 4}
 
     @classmethod
@@ -269,32 +239,33 @@ class VAE(Model):
     def reconstruct(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.decode(self.encode(x, labels), labels)
 
+    # -- export
+    def export_module(self, direction: str | None = None) -> tuple[nn.Module, ExportSpec]:
+        """Return the decoder for `gencli export`: codes z ~ N(0, I) (and class indices) -> images in [-1, 1]."""
+        decoder, k = self.nets["decoder"], self.num_classes if self.conditional else 0
 
-@dataclass
-class CVAESampleOptions(VAESampleOptions):
-    """`gencli sample RUN --set key=value` (and `gencli eval`) for the conditional VAE."""
+        def decode(z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+            onehot = F.one_hot(labels.long(), k).float() if k else None
+            return torch.sigmoid(decoder(z, onehot).float()) * 2 - 1
 
-    # 0.6, measured on 1,437 handwritten digits (benchmarks/bench_quality.py, 880 steps): every
-    # class read right at least 97% of the time (worst 79% at 1.0), for an FID 5% higher (49.2 against 46.7).
-    temperature: float = field(default=0.6, metadata={
-        "help": "scale of the prior's z ~ N(0, I) when sampling (1 = the model's prior; below 1: images that "
-                "fit their label more surely, less varied)"})
+        inputs = [TensorSpec("z", ("N", self.hp.latent_dim), help="latent code; the prior is z ~ N(0, I)")]
+        example: tuple[torch.Tensor, ...] = (torch.randn(2, self.hp.latent_dim, device=self.device),)
+        if k:
+            inputs.append(TensorSpec("labels", ("N",), "int64", (0, k - 1), "class index of each image"))
+            example += (torch.arange(2, device=self.device) % k,)
+        notes = [f"gencli samples with z scaled by a temperature ({self.SampleOptions().temperature} by default); "
+                 "scale z yourself to do the same"]
+        images = TensorSpec("images", ("N", *self.image_shape), range=(-1, 1), help="decoded images")
+        return (ExportedNetwork(decode, decoder=decoder),
+                ExportSpec("the decoder, with the prior z ~ N(0, I) drawn by the caller", inputs, images, example, notes))
 
 
-class CVAE(VAE):
+class CVAE(CVAEDeclarations, VAE):
     name = "cvae"
     summary = "conditional VAE: encoder and decoder see the one-hot label"
     data = "labelled"
-    conditional = True
-    SampleOptions = CVAESampleOptions
 
 
-@dataclass
-class BetaVAEHyperparameters(VAEHyperparameters):
-    beta: float = field(default=4.0, metadata={"help": "KL weight; Higgins et al. 2017 use beta > 1 (4 on dSprites)"})
-
-
-class BetaVAE(VAE):
+class BetaVAE(BetaVAEDeclarations, VAE):
     name = "beta-vae"
     summary = "VAE with a KL weight beta > 1 for disentangled latents (Higgins et al. 2017)"
-    Hyperparameters = BetaVAEHyperparameters

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +33,14 @@ from torch import nn
 from gencli.data.base import Batch, ImageData
 from gencli.errors import UserError
 from gencli.models import hparams
-from gencli.models.base import Hyperparameters, Model, Options, TrainDefaults
-from gencli.models.hparams import require
+from gencli.models.base import ExportedNetwork, ExportSpec, Model, TensorSpec
+from gencli_vae.declarations import (  # noqa: F401 - declared apart from the networks
+    PriorSampleOptions,
+    VQVAEDeclarations,
+    VQVAEHyperparameters,
+    VQVAEPriorDeclarations,
+    VQVAEPriorHyperparameters,
+)
 
 
 # ---------------------------------------------------------------- networks: the autoencoder
@@ -253,37 +258,6 @@ def code_statistics(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return perplexity, (counts > 0).float().mean()
 
 
-# ---------------------------------------------------------------- stage one: the VQ-VAE
-@dataclass
-class VQVAEHyperparameters(Hyperparameters):
-    lr: float = field(default=2e-4, metadata={"help": "Adam learning rate (van den Oord et al. 2017)"})
-    codebook_size: int = field(default=512, metadata={"help": "number of codes K (van den Oord et al. 2017)"})
-    code_dim: int = field(default=64, metadata={"help": "dimension D of each code (van den Oord et al. 2017)"})
-    beta: float = field(default=0.25, metadata={"help": "commitment loss weight beta (van den Oord et al. 2017)"})
-    hidden: int = field(
-        default=64, metadata={"help": "encoder/decoder width (the paper uses 256; 64 keeps CPU runs short)"}
-    )
-    res_hidden: int = field(default=32, metadata={"help": "hidden width inside each residual block"})
-    res_blocks: int = field(default=2, metadata={"help": "residual blocks in encoder and decoder (paper: 2)"})
-    downsamples: int = field(default=2, metadata={"help": "stride-2 convolutions; the code grid is size / 2**downsamples"})
-    ema: bool = field(default=False, metadata={"help": "update the codebook by moving averages instead of the codebook loss"})
-    ema_decay: float = field(default=0.99, metadata={"help": "decay of the EMA codebook updates (paper appendix: 0.99)"})
-    restart_after: int = field(
-        default=20, metadata={"help": "re-initialise codes unused for this many steps from encoder outputs (0: never)"}
-    )
-
-    def validate(self) -> None:
-        require(self.lr > 0, f"lr must be > 0, got {self.lr}")
-        require(self.codebook_size >= 2, f"codebook_size must be >= 2, got {self.codebook_size}")
-        require(self.code_dim >= 1, f"code_dim must be >= 1, got {self.code_dim}")
-        require(self.beta >= 0, f"beta (the commitment weight) must be >= 0, got {self.beta}")
-        require(self.hidden >= 2 and self.res_hidden >= 1, "hidden must be >= 2 and res_hidden >= 1")
-        require(self.res_blocks >= 0, f"res_blocks must be >= 0, got {self.res_blocks}")
-        require(1 <= self.downsamples <= 5, f"downsamples must be between 1 and 5, got {self.downsamples}")
-        require(0 < self.ema_decay < 1, f"ema_decay must be between 0 and 1, got {self.ema_decay}")
-        require(self.restart_after >= 0, f"restart_after must be >= 0, got {self.restart_after}")
-
-
 def check_grid(name: str, image_size: int, downsamples: int) -> None:
     """Raise ``UserError`` unless the image halves cleanly ``downsamples`` times."""
     factor = 2**downsamples
@@ -295,12 +269,11 @@ def check_grid(name: str, image_size: int, downsamples: int) -> None:
         )
 
 
-class VQVAE(Model):
+# ---------------------------------------------------------------- stage one: the VQ-VAE
+class VQVAE(VQVAEDeclarations, Model):
     name = "vqvae"
     summary = "vector-quantised VAE with a codebook (van den Oord et al. 2017)"
     data = "images"
-    Hyperparameters = VQVAEHyperparameters
-    defaults = TrainDefaults(image_size=32, channels=3, batch_size=32, steps=600, sample_every=100, checkpoint_every=200)
     test_overrides = {"codebook_size": 16, "code_dim": 8, "hidden": 16, "res_hidden": 8, "res_blocks": 1}
     # A VQ-VAE alone cannot sample (it has no prior over its codes): what to do instead.
     capability_hints = {
@@ -409,51 +382,29 @@ class VQVAE(Model):
         )
         return [path] if path is not None else []
 
+    # -- export
+    def export_module(self, direction: str | None = None) -> tuple[nn.Module, ExportSpec]:
+        """Return the decoder over code indices for `gencli export`: codes [N, h, w] -> images in [-1, 1]."""
+        net = self.nets["vqvae"]
+        h = self.image_size // 2**self.hp.downsamples
+        k = self.hp.codebook_size
+        inputs = [TensorSpec("codes", ("N", h, h), "int64", (0, k - 1), f"code indices into the {k}-code codebook")]
+        example = (torch.randint(0, k, (2, h, h), device=self.device),)
+        notes = ["the decoder over code indices only: a VQ-VAE has no prior to sample codes from; "
+                 "the autoregressive prior (vqvae-prior) is not exported"]
+        images = TensorSpec("images", ("N", *self.image_shape), range=(-1, 1), help="decoded images")
+        return (ExportedNetwork(net.decode, vqvae=net),
+                ExportSpec("the VQ-VAE decoder: code indices -> codebook vectors -> images", inputs, images, example, notes))
+
 
 # ---------------------------------------------------------------- stage two: the prior
-@dataclass
-class VQVAEPriorHyperparameters(Hyperparameters):
-    from_run: str = field(default="", metadata={"help": "the trained vqvae run whose codes the prior models (--from RUN)"})
-    lr: float = field(default=3e-4, metadata={"help": "Adam learning rate"})
-    channels: int = field(default=32, metadata={"help": "feature maps of the gated PixelCNN (small: code grids are small)"})
-    layers: int = field(
-        default=6, metadata={"help": "gated layers (van den Oord et al. 2016 use 15 on 32x32 pixels)"}
-    )
-    kernel: int = field(default=5, metadata={"help": "odd kernel width; each layer sees kernel // 2 more rows above"})
-    vqvae_settings: str = field(
-        default="",
-        metadata={"help": "filled in from --from RUN: the VQ-VAE's settings, so a trained prior loads on its own"},
-    )
-
-    def validate(self) -> None:
-        require(
-            bool(self.from_run or self.vqvae_settings),
-            "vqvae-prior needs a trained vqvae: `gencli train vqvae-prior --from RUN`",
-        )
-        require(self.lr > 0, f"lr must be > 0, got {self.lr}")
-        require(self.channels >= 1, f"channels must be >= 1, got {self.channels}")
-        require(self.layers >= 1, f"layers must be >= 1, got {self.layers}")
-        require(self.kernel >= 3 and self.kernel % 2 == 1, f"kernel must be odd and >= 3, got {self.kernel}")
-
-
-@dataclass
-class PriorSampleOptions(Options):
-    """`gencli sample RUN --set key=value` (and `gencli eval`)."""
-
-    temperature: float = field(default=1.0, metadata={"help": "softmax temperature of each code (below 1: safer, less varied)"})
-
-    def validate(self) -> None:
-        require(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
-
-
-class VQVAEPrior(Model):
+class VQVAEPrior(VQVAEPriorDeclarations, Model):
     name = "vqvae-prior"
     summary = "autoregressive prior over a trained VQ-VAE's codes (train with --from RUN)"
     data = "images"
-    Hyperparameters = VQVAEPriorHyperparameters
-    defaults = TrainDefaults(image_size=32, channels=3, batch_size=32, steps=600, sample_every=200, checkpoint_every=200)
-    SampleOptions = PriorSampleOptions
     test_overrides = {"channels": 8, "layers": 2, "kernel": 3}
+    capability_hints = {"export": "the autoregressive prior is not exported; "
+                        "export the decoder over code indices from its vqvae run (`gencli export VQVAE_RUN`)"}
 
     @classmethod
     def train_from(cls, hp: VQVAEPriorHyperparameters, source) -> VQVAEPriorHyperparameters:
