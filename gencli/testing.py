@@ -307,12 +307,13 @@ def check_declarations(model: str | type) -> None:
         _check_fields(who, opt_cls, "option")
     if not isinstance(getattr(cls, "test_overrides", {}), dict):
         fail(who, "`test_overrides` must be a dict of hyperparameter values")
-    from gencli.models.base import CAPABILITIES, has_capability
+    from gencli.models.base import CAPABILITIES, can_export, has_capability
 
+    hintable = (*CAPABILITIES, "export")  # export is offered by export_module, not by a sampling method
     for capability in getattr(cls, "capability_hints", {}) or {}:
-        if capability not in CAPABILITIES:
-            fail(who, f"`capability_hints` names {capability!r}, which is no capability ({', '.join(CAPABILITIES)})")
-        if has_capability(cls, capability):
+        if capability not in hintable:
+            fail(who, f"`capability_hints` names {capability!r}, which is no capability ({', '.join(hintable)})")
+        if can_export(cls) if capability == "export" else has_capability(cls, capability):
             fail(who, f"`capability_hints` explains how to get {capability!r}, but the model already offers it")
     _check_light_declarations(model, cls, who)
     hp_cls = cls.Hyperparameters
