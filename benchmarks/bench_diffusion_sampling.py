@@ -16,6 +16,7 @@ call per step), so the time ratio is the ratio of network calls plus sampler ove
 
     python benchmarks/bench_diffusion_sampling.py    # long on a CPU: DDPM makes 1000 network calls per image
     python benchmarks/bench_diffusion_sampling.py --train-steps 3000 --n 600 --grids grids --write benchmarks/RESULTS.md
+    python benchmarks/bench_diffusion_sampling.py --device cuda    # the ddpm on the GPU (the shape classifier stays on the CPU)
 """
 
 from __future__ import annotations
@@ -34,16 +35,16 @@ from torch import nn
 HEADING = "## Diffusion sampling"
 
 
-def train_ddpm(data, steps: int, batch_size: int, lr: float, seed: int):
-    """Return a ``ddpm`` trained for ``steps`` on ``data`` (the networks of its CPU default)."""
+def train_ddpm(data, steps: int, batch_size: int, lr: float, seed: int, device: str = "cpu"):
+    """Return a ``ddpm`` trained for ``steps`` on ``data`` (the networks of its CPU default) on ``device``."""
     from gencli.data.base import BatchStream
     from gencli.models import hparams
     from gencli_diffusion.ddpm import DDPM, DDPMHyperparameters
 
     torch.manual_seed(seed)
     hp = hparams.build(DDPMHyperparameters, {"lr": lr})
-    model = DDPM(hp, data.shape, data.classes)
-    stream = BatchStream(data, batch_size, seed=seed)
+    model = DDPM(hp, data.shape, data.classes, device=torch.device(device))
+    stream = BatchStream(data, batch_size, device, seed=seed)
     model.train()
     epoch = 0
     while model.step < steps:
@@ -100,14 +101,18 @@ def train_feature_net(train, test, steps: int = 400, seed: int = 0) -> tuple[Sha
 
 
 def timed(fn):
-    """Return (result of ``fn()``, wall seconds, process CPU seconds)."""
+    """Return (result of ``fn()``, wall seconds, process CPU seconds), the GPU's work included."""
+    if torch.cuda.is_initialized():
+        torch.cuda.synchronize()
     wall, cpu = time.perf_counter(), time.process_time()
     result = fn()
+    if torch.cuda.is_initialized():
+        torch.cuda.synchronize()
     return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
 def run(size: int, train_steps: int, batch_size: int, lr: float, n: int, ddim_steps: list[int], seed: int,
-        grids: Path | None = None) -> dict:
+        grids: Path | None = None, device: str = "cpu") -> dict:
     from gencli.data.base import DataRequest, to_float
     from gencli.data.synthetic import build_shapes
     from gencli.media.images import save_grid
@@ -117,10 +122,11 @@ def run(size: int, train_steps: int, batch_size: int, lr: float, n: int, ddim_st
     train = build_shapes(DataRequest(size, 3, "train", seed))
     test = build_shapes(DataRequest(size, 3, "test", seed))
     started = time.perf_counter()
-    model, train_wall, _ = timed(lambda: train_ddpm(train, train_steps, batch_size, lr, seed))
+    model, train_wall, _ = timed(lambda: train_ddpm(train, train_steps, batch_size, lr, seed, device))
     judge, accuracy = train_feature_net(train, test, seed=seed)
 
     def score(images: torch.Tensor, labels: torch.Tensor, name: str = "") -> tuple[float, float]:
+        images, labels = images.float().cpu(), labels.cpu()  # the shape classifier runs on the CPU
         if grids is not None and name:  # one row per class
             order = torch.argsort(labels, stable=True)
             save_grid(images[order].float(), grids / f"{name}.png", len(images) // train.num_classes)
@@ -135,7 +141,7 @@ def run(size: int, train_steps: int, batch_size: int, lr: float, n: int, ddim_st
 
     labels = torch.arange(n) % train.num_classes
     x_T = model.latents(n, torch.Generator().manual_seed(seed + 7))
-    predict = model.noise_predictor(labels, 1.0)
+    predict = model.noise_predictor(labels.to(model.device), 1.0)
     schedule, clip = model.schedule, model.hp.clip_denoised
     rows = []
     with torch.no_grad():
@@ -157,7 +163,8 @@ def run(size: int, train_steps: int, batch_size: int, lr: float, n: int, ddim_st
         "ratio_cpu": ddpm["cpu"] / ddim50["cpu"], "ddim50": ddim50, "ddpm": ddpm,
         "total_wall": time.perf_counter() - started, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
         "python": platform.python_version(), "torch": torch.__version__,
-        "machine": f"{platform.system()} {platform.machine()}", "load": os.getloadavg()[0],
+        "machine": f"{platform.system()} {platform.machine()}", "load": os.getloadavg()[0], "device": device,
+        "device_name": torch.cuda.get_device_name(device) if device.startswith("cuda") else "CPU",
     }
 
 
@@ -168,13 +175,14 @@ def report(r: dict) -> str:
         HEADING,
         "",
         f"`python benchmarks/bench_diffusion_sampling.py --size {r['size']} --train-steps {r['train_steps']} "
-        f"--batch-size {r['batch_size']} --lr {r['lr']:g} --n {r['n']} --ddim-steps {steps_arg} --seed {r['seed']}`",
+        f"--batch-size {r['batch_size']} --lr {r['lr']:g} --n {r['n']} --ddim-steps {steps_arg} --seed {r['seed']}"
+        + (f" --device {r['device']}" if r["device"] != "cpu" else "") + "`",
         "",
         f"A class-conditional `ddpm` with its default network ({r['params'] / 1e6:.2f}M parameters, linear schedule, "
         f"T = 1000) trained for {r['train_steps']} steps of batch {r['batch_size']} on `shapes` at {r['size']} px "
         f"({r['train_wall']:.0f} s), then {r['n']} images (every class equally) sampled from the same initial noise "
         f"by each sampler, with the EMA weights at guidance 1 (one network call per step). "
-        f"{r['machine']}, {r['cpus']} CPU cores, {r['threads']} torch threads, Python {r['python']}, "
+        f"{r['machine']}, {r['device_name']}, {r['cpus']} CPU cores, {r['threads']} torch threads, Python {r['python']}, "
         f"torch {r['torch']}; load average {r['load']:.1f} at the end of the run, this run's {r['threads']} "
         f"threads included.",
         "",
@@ -208,9 +216,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated DDIM step counts; 50 is the one compared")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--grids", type=Path, default=None, help="also save each sampler's images here, a row per class")
+    parser.add_argument("--device", default="cpu", help="where the ddpm trains and samples (cpu, cuda)")
     parser.add_argument("--write", type=Path, default=None, help="also write the section into this Markdown file")
     args = parser.parse_args(argv)
-    result = run(args.size, args.train_steps, args.batch_size, args.lr, args.n, args.ddim_steps, args.seed, args.grids)
+    result = run(args.size, args.train_steps, args.batch_size, args.lr, args.n, args.ddim_steps, args.seed, args.grids,
+                 args.device)
     section = report(result)
     publish(section, args.write)
     return 0
