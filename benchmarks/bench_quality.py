@@ -218,7 +218,7 @@ def train_config(name: str, model: str, overrides: dict, data: Path, steps: int,
 def sample_temperatures(run_dir: Path, judges: dict, n: int, conditional: bool,
                         values: tuple[float, ...] = (1.0, 0.8, 0.6)) -> dict:
     """`gencli eval RUN --features --classifier --set temperature=T` of the finished run, for each T."""
-    from gencli.commands.evaluate import evaluate
+    from gencli.metrics.evaluate import evaluate
 
     out = {}
     for t in values:
@@ -235,7 +235,7 @@ def evaluate_run(name: str, run_dir: Path, options: dict, judges: dict, n: int) 
     Minutes come from its metrics.jsonl: each logged window's images over its images per second.
     ``options`` are sampling options (``temperature=1``), as `gencli eval --set` takes them.
     """
-    from gencli.commands.evaluate import evaluate
+    from gencli.metrics.evaluate import evaluate
     from gencli.models import hparams
     from gencli.runs import Run
 

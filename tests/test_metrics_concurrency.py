@@ -103,9 +103,9 @@ def test_two_evals_of_one_run_at_once_both_record(four_steps, tmp_path):
     pause = _signal_then_wait(ready_w, go_r)
 
     def meet_before_the_figures():
-        from gencli.commands import evaluate
+        from gencli.metrics import figures
 
-        write = evaluate.write_autoencoder_figures
+        write = figures.write_autoencoder_figures
         replace = os.replace
 
         def met(*args, **kwargs):
@@ -116,7 +116,7 @@ def test_two_evals_of_one_run_at_once_both_record(four_steps, tmp_path):
             time.sleep(0.2)
             return replace(src, dst, *args, **kwargs)
 
-        evaluate.write_autoencoder_figures = met
+        figures.write_autoencoder_figures = met
         os.replace = slow
 
     children = [fork_cli(*[a.format(run=run) for a in EVAL], log=tmp_path / f"eval-{i}.log",

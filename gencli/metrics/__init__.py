@@ -1,23 +1,28 @@
 """Metrics for ``gencli eval``: FID, KID, precision/recall, reconstruction and class accuracy.
 
 Importing this package does not import torch (``gencli.metrics.catalog`` is read at discovery).
+``evaluate`` evaluates a run, ``choose`` picks its metrics, ``compare`` reads results back and
+ranks them, ``folders`` scores two image folders; ``cli/eval.py`` only parses and prints.
 
 How a metric plugs in
 ---------------------
 A plugin registers metrics through the ``gencli_register_metrics`` hook, returning light specs::
 
-    from gencli.registry import MetricSpec
+    from gencli.registry import MetricProperties, MetricSpec
 
     @hookimpl
     def gencli_register_metrics():
         return [MetricSpec("sharpness", "mean Laplacian variance of samples", "gencli_foo.metrics:Sharpness",
-                           needs="sample")]
+                           needs="sample", properties=MetricProperties(default_for=("generative",)))]
 
 ``target`` names a class (or any factory) that ``gencli eval`` calls with no arguments. The object
 it returns follows the ``Metric`` protocol: ``compute(ctx) -> dict[str, float]``, where ``ctx`` is
 a ``gencli.metrics.context.EvalContext``. ``needs`` is the model capability the metric requires
 ("sample", "reconstruct", "encode", "translate", ...): ``gencli eval`` refuses a metric whose
-capability the model lacks, naming what it can do. Raise ``gencli.errors.UserError`` for any
+capability the model lacks, naming what it can do. ``properties`` (a ``MetricProperties``, all
+fields optional) declares the rest: whether it needs features, labels or a classifier, whether
+lower is better (for tables across runs), the kinds of run it is a default for, and the fewest
+images it can be computed on. Raise ``gencli.errors.UserError`` for any
 other mistake (e.g. a metric that needs labels on unlabelled data), preferably from an optional
 ``check(ctx) -> None``, which ``gencli eval`` calls for every chosen metric before any of them
 computes, so a mistake costs no generation time.

@@ -20,33 +20,16 @@ import torch
 
 from gencli.data.base import ImageData, data_root, to_float, to_uint8
 from gencli.errors import UserError
+from gencli.metrics.choose import is_translation_model
 from gencli.metrics.features import FeatureExtractor, UserFeatures, build_extractor, extract
+from gencli.metrics.featureset import FeatureSet
+from gencli.metrics.pixels import l1, mse, psnr, ssim
 from gencli.ui.progress import progress_bar
 
 
 def stats_dir() -> Path:
     """Return the folder of cached real-data features and FID statistics."""
     return data_root() / "fid-stats"
-
-
-@dataclass
-class FeatureSet:
-    """Features [N, D] (float32, CPU) of a set of images, with their class labels when known."""
-
-    features: torch.Tensor
-    labels: torch.Tensor | None = None
-    _stats: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
-
-    def __len__(self) -> int:
-        return len(self.features)
-
-    def statistics(self) -> tuple[np.ndarray, np.ndarray]:
-        """Return (mean, covariance) of the features in float64, as pytorch-fid computes them."""
-        if self._stats is None:
-            from gencli.metrics.fid import statistics
-
-            self._stats = statistics(self.features)
-        return self._stats
 
 
 @dataclass
@@ -78,12 +61,6 @@ class Translations:
     mse: torch.Tensor | None = None
     psnr: torch.Tensor | None = None
     ssim: torch.Tensor | None = None
-
-
-def is_translation_model(model) -> bool:
-    """Whether ``model`` is evaluated as a translator: it translates and trains on two domains."""
-    can = getattr(model, "can", None)
-    return bool(callable(can) and can("translate") and getattr(model, "data", "") in ("paired", "unpaired"))
 
 
 @dataclass
@@ -211,6 +188,10 @@ class EvalContext:
                 self._fake = FeatureSet(feats, labels)
         return self._fake
 
+    def use_generated(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> None:
+        """Score ``images`` (uint8, CPU) as the generated side instead of sampling the model (two folders)."""
+        self._generated, self._fake = (images, labels), None
+
     def generated_images(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Return the ``n`` generated images (uint8, CPU) and the labels they were asked for."""
         if self._generated is None:
@@ -274,8 +255,6 @@ class EvalContext:
         """Return per-image MSE, PSNR and SSIM of reconstructions of the real images (one pass)."""
         if self._recon is not None:
             return self._recon
-        from gencli.metrics.recon import l1, mse, psnr, ssim
-
         model = self.model
         model.eval()
         images, labels = self.real_images()
@@ -337,8 +316,6 @@ class EvalContext:
         """Return the translations of the held-out source images of ``direction`` (one pass, cached)."""
         if direction in self._translations:
             return self._translations[direction]
-        from gencli.metrics.recon import l1, mse, psnr, ssim
-
         model = self.model
         model.eval()
         source, target = self.domains(direction)
@@ -396,6 +373,26 @@ class EvalContext:
         return min(counts) if counts else None
 
     # ------------------------------------------------------------------ settings
+    @property
+    def generated(self) -> bool:
+        """Whether images were generated (so ``n``, ``seed`` and the model's eval options shaped the numbers)."""
+        return self._generated is not None and self.model is not None
+
+    def applied_settings(self) -> list[str]:
+        """Return the keys of ``settings()`` that shaped the numbers computed so far, for the summary line.
+
+        ``n``, ``seed`` and ``sample_options`` apply when images were generated (``seed`` also
+        draws KID's subsets); ``n_real``, the feature network and ``label`` when they were used.
+        """
+        s = self.settings()
+        keys = ["n"] if self.generated else []
+        keys += [k for k in ("n_real", "directions", "features", "label") if k in s]
+        if self.generated or self.extractor is not None:
+            keys.append("seed")
+        if self.generated and "sample_options" in s:
+            keys.append("sample_options")
+        return keys
+
     def settings(self) -> dict[str, Any]:
         """Return the settings that produced the numbers (logged beside them)."""
         s: dict[str, Any] = {"n": self.n, "seed": self.seed, "batch_size": self.batch_size}

@@ -22,17 +22,12 @@ import numpy as np
 import torch
 
 from gencli.errors import UserError
+from gencli.metrics.featureset import FeatureSet, statistics
 
 if TYPE_CHECKING:
-    from gencli.metrics.context import EvalContext, FeatureSet
+    from gencli.metrics.context import EvalContext
 
-
-def statistics(features: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return (mean, covariance) of features [N, D] in float64, as pytorch-fid computes them."""
-    act = np.asarray(features.numpy() if torch.is_tensor(features) else features, dtype=np.float64)
-    if len(act) < 2:
-        raise UserError("FID needs at least 2 images on each side")
-    return np.mean(act, axis=0), np.cov(act, rowvar=False)
+__all__ = ["FID", "ClassFID", "FeatureSet", "fid_from_features", "frechet_distance", "statistics"]
 
 
 def _psd_sqrt(a: torch.Tensor) -> torch.Tensor:
@@ -74,12 +69,10 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
 
 def fid_from_features(real: torch.Tensor | np.ndarray, fake: torch.Tensor | np.ndarray) -> float:
     """Return the FID between two sets of features [N, D]."""
-    from gencli.metrics.context import FeatureSet
-
     return _fid(FeatureSet(torch.as_tensor(np.asarray(real))), FeatureSet(torch.as_tensor(np.asarray(fake))))
 
 
-def _fid(real: "FeatureSet", fake: "FeatureSet") -> float:
+def _fid(real: FeatureSet, fake: FeatureSet) -> float:
     (mu1, s1), (mu2, s2) = real.statistics(), fake.statistics()
     mu1, s1, mu2, s2 = _as64(mu1), _as64(s1), _as64(mu2), _as64(s2)
     if mu1.shape != mu2.shape:
@@ -115,8 +108,6 @@ class ClassFID:
         ctx.feature_extractor()
 
     def compute(self, ctx: "EvalContext") -> dict[str, float]:
-        from gencli.metrics.context import FeatureSet
-
         model = ctx.model
         fake, real = ctx.generated_features(), ctx.real_features()
         out: dict[str, float] = {}

@@ -39,7 +39,9 @@ def download_weights(dest: Path) -> None:
     """Download the FID Inception weights to ``dest``, checking the hash in their file name."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     # The file name carries the first 8 hex digits of its sha256; torch checks them.
-    torch.hub.download_url_to_file(WEIGHTS_URL, str(dest), hash_prefix="6726825d", progress=True)
+    from gencli.ui.progress import bars_hidden
+
+    torch.hub.download_url_to_file(WEIGHTS_URL, str(dest), hash_prefix="6726825d", progress=not bars_hidden())
 
 
 def find_weights(path: str | os.PathLike | None = None, download: bool = True) -> Path:

@@ -88,7 +88,8 @@ def test_autoencoder_eval_logs_reconstruction_metrics_and_writes_figures(cli, va
     import imageio.v3 as iio
 
     grid = iio.imread(run / "eval" / "reconstructions.png")
-    assert grid.shape[:2] == (2 * 18 + 2, 8 * 18 + 2)  # originals over reconstructions, 8 of each
+    factor = grid.shape[0] // (2 * 18 + 2)  # originals over reconstructions, 8 of each, enlarged to be read
+    assert factor >= 2 and grid.shape[0] == factor * (2 * 18 + 2) and grid.shape[1] >= factor * (8 * 18 + 2)
     assert (run / "eval" / "latents.png").stat().st_size > 0  # shapes are labelled: a scatter by class
 
 
@@ -146,6 +147,22 @@ def test_without_weights_the_metrics_that_need_none_are_still_computed(cli, vae_
     assert "skipping fid" in warning and "--fid-weights" in warning and "--features" in warning
 
 
+def test_only_the_settings_that_apply_are_printed_and_an_unused_set_is_said(cli, vae_run, fresh, scripted_features):
+    run = fresh(vae_run)
+    pixels = cli("eval", run, "--metrics", "mse", "--n", "16", "--set", "temperature=0.5", "--device", "cpu")
+    assert pixels.exit_code == 0, pixels.stderr
+    settings = next(line for line in pixels.stdout.splitlines() if line.startswith("settings:"))
+    assert settings == "settings: n_real=16"  # nothing generated: no n, no seed
+    note = pixels.stderr.strip().splitlines()
+    assert len(note) == 1 and "--set temperature=0.5 had no effect" in note[0] and "(mse)" in note[0]
+    sampled = cli("eval", run, "--metrics", "fid", "--features", scripted_features, "--n", "16", "--set",
+                  "temperature=0.5", "--device", "cpu")
+    assert sampled.exit_code == 0, sampled.stderr
+    settings = next(line for line in sampled.stdout.splitlines() if line.startswith("settings:"))
+    assert settings.startswith("settings: n=16, n_real=16, features=user:features.pt, seed=0")
+    assert "had no effect" not in sampled.stderr
+
+
 def test_prdc_without_weights_names_itself_not_fid(cli, vae_run, fresh, no_inception):
     result = cli("eval", fresh(vae_run), "--metrics", "prdc", "--n", "16", "--device", "cpu")
     assert result.exit_code == 2
@@ -189,7 +206,7 @@ def test_a_saved_state_dict_is_not_mistaken_for_a_network(cli, cvae_run, fresh, 
 
 
 def test_metrics_that_need_a_missing_capability_are_refused():
-    from gencli.commands.evaluate import resolve_metrics
+    from gencli.metrics.choose import resolve_metrics
     from gencli.models.base import Model
 
     class OnlySamples(Model):
@@ -243,7 +260,7 @@ def test_compare_prints_one_table_across_runs(cli, vae_run, cvae_run, fresh):
 
 
 def test_a_models_own_report_figures_are_drawn(vae_run, fresh, monkeypatch):
-    from gencli.commands.evaluate import evaluate
+    from gencli.metrics.evaluate import evaluate
     from gencli_vae.vae import VAE
 
     def report(self, run):

@@ -8,9 +8,11 @@ import torch
 from torch import nn
 
 import gencli
-from gencli.commands.evaluate import compare, default_metrics, evaluate
 from gencli.data.base import ImageData
 from gencli.errors import UserError
+from gencli.metrics.choose import default_metrics
+from gencli.metrics.compare import compare
+from gencli.metrics.evaluate import evaluate
 from gencli.models.base import Hyperparameters, Model
 from gencli.training.engine import TrainConfig, train
 

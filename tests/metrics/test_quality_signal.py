@@ -105,7 +105,7 @@ def test_confusion_matrix_counts_rows_by_class_asked_for():
 
 
 def test_eval_with_a_classifier_writes_the_per_class_table_and_the_confusion_figure(cvae_run, judges, cli):
-    from gencli.commands.evaluate import evaluate
+    from gencli.metrics.evaluate import evaluate
 
     result = evaluate(cvae_run, metrics=["accuracy"], n=40, classifier=judges["one"], progress=False)
     # classes are generated in turn; this classifier reads everything as class 1
@@ -125,7 +125,7 @@ def test_eval_with_a_classifier_writes_the_per_class_table_and_the_confusion_fig
 
 
 def test_eval_without_accuracy_writes_no_confusion_figure(cvae_run, judges):
-    from gencli.commands.evaluate import evaluate
+    from gencli.metrics.evaluate import evaluate
 
     (cvae_run / "eval" / "confusion.png").unlink(missing_ok=True)
     result = evaluate(cvae_run, metrics=["fid"], n=20, features=judges["features"], progress=False)
