@@ -121,14 +121,14 @@ def run(n: int, size: int, device: str, batch_size: int, train_steps: int, repea
 
 def write_real_pngs(run_dir: Path, n: int, folder: Path) -> Path:
     """Write, as PNG files, the very real images `gencli eval` compares with (test split, at most n)."""
-    from gencli.data.base import DataRequest, ImageData, to_float
+    from gencli.data.base import ImageData, to_float
     from gencli.data.resolve import load_dataset
     from gencli.media.images import save_images
     from gencli.metrics.context import EvalContext
+    from gencli.runs import Run
 
-    info = json.loads((run_dir / "run.json").read_text())
-    c, s, _ = info["data"]["image_shape"]
-    data = load_dataset(info["data"]["spec"], DataRequest(s, c, "test", info["training"]["seed"]))
+    run = Run.open_dir(run_dir)
+    data = load_dataset(run.data_spec, run.data_request("test"))
     images, _ = EvalContext(model=None, data=ImageData(data.name, "images", data.images), n=n).real_images()
     save_images(to_float(images), folder, prefix="real")
     return folder

@@ -36,7 +36,7 @@ import pluggy
 
 from gencli import API_VERSION, hookspecs
 from gencli.errors import UserError, did_you_mean
-from gencli.registry import DatasetSpec, MetricSpec, ModelSpec
+from gencli.registry import DatasetSpec, LoggerSpec, MetricSpec, ModelSpec
 
 GROUP = "gencli"
 CORE_DISTRIBUTION = "gencli"
@@ -60,6 +60,7 @@ class PluginInfo:
     metrics: list[str] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     shadowed: list[str] = field(default_factory=list)
+    loggers: list[str] = field(default_factory=list)
 
     @property
     def builtin(self) -> bool:
@@ -70,7 +71,7 @@ class PluginInfo:
 class Clash:
     """Two plugins registered the same name: ``kept`` has the plain name, ``other`` only ``other:name``."""
 
-    kind: str  # "model", "dataset", "metric" or "command"
+    kind: str  # "model", "dataset", "metric", "logger" or "command"
     name: str
     kept: str
     other: str
@@ -91,9 +92,12 @@ class Registry:
     metrics: dict[str, MetricSpec]
     manager: pluggy.PluginManager
     clashes: list[Clash] = field(default_factory=list)
+    loggers: dict[str, LoggerSpec] = field(default_factory=dict)
 
     def warn_clashes(self, kind: str | None = None, name: str | None = None) -> None:
         """Warn, once per process, about the clashes of ``kind`` (all kinds: None), or of the plain ``name`` only."""
+        if not self.clashes:
+            return  # the usual case: no clash, and no console (rich) to import for a listing or a completion
         from gencli.ui.console import warn
 
         for clash in self.clashes:
@@ -133,8 +137,8 @@ class Registry:
         if spec is None:
             if run is None:
                 self.model(name)  # raises, with suggestions
-            plugin, dist = run.info.get("plugin") or "?", run.info.get("plugin_distribution") or run.info.get("plugin") or "?"
-            version = run.info.get("plugin_version") or ""
+            plugin, dist = run.plugin or "?", run.plugin_distribution or run.plugin or "?"
+            version = run.plugin_version or ""
             where = f"run {str(run.dir)!r} was trained with model {name!r} of plugin {plugin!r} ({dist}{' ' + version if version else ''})"
             info = self.plugin(plugin)
             if info is not None and info.error:
@@ -155,6 +159,27 @@ class Registry:
         _fill_from_spec(cls, spec)
         return cls
 
+    def model_declarations(self, name: str) -> type:
+        """Return what model ``name`` declares (hyperparameters, options, figures, defaults, capabilities).
+
+        From its spec's light ``declarations`` class when it names one (no torch, no networks), else
+        from the model class itself (a plugin that declares everything beside its networks: slower).
+        """
+        spec = self.model(name)
+        if not spec.declarations:
+            return self.model_class(name)
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                declared = spec.load_declarations()
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - as for the model class: the plugin's error
+            info = self.plugin(spec.plugin)
+            dist = f" ({info.distribution})" if info is not None and info.distribution else ""
+            raise UserError(f"the declarations of model {name!r} of plugin {spec.plugin!r}{dist} failed to load: "
+                            f"{describe_error(exc)}") from None
+        return declared
+
     def dataset(self, name: str) -> DatasetSpec:
         self.warn_clashes("dataset", name)
         return _lookup(self.datasets, name, "dataset", "gencli datasets")
@@ -162,6 +187,14 @@ class Registry:
     def metric(self, name: str) -> MetricSpec:
         self.warn_clashes("metric", name)
         return _lookup(self.metrics, name, "metric", "gencli eval --help")
+
+    def logger(self, name: str) -> LoggerSpec:
+        """Return the logger (experiment tracker) registered as ``name``; one line listing the known ones if none is."""
+        self.warn_clashes("logger", name)
+        if name not in self.loggers:
+            plain = [k for k in self.loggers if ":" not in k]
+            raise UserError(f"unknown logger {name!r}{did_you_mean(name, plain)}; the loggers are: {', '.join(plain) or 'none'}")
+        return self.loggers[name]
 
 
 def _lookup(table: dict, name: str, what: str, listing: str):
@@ -253,6 +286,7 @@ HOOKS = {  # the registering hooks: table -> (hook, spec type, kind)
     "models": ("gencli_register_models", ModelSpec, "model"),
     "datasets": ("gencli_register_datasets", DatasetSpec, "dataset"),
     "metrics": ("gencli_register_metrics", MetricSpec, "metric"),
+    "loggers": ("gencli_register_loggers", LoggerSpec, "logger"),
 }
 
 
@@ -409,7 +443,8 @@ def load_registry(extra: list[tuple[str, ModuleType]] | None = None) -> Registry
                 else:
                     target[spec.name] = spec
                     getattr(info, table).append(spec.name)
-    return Registry(plugins, tables["models"], tables["datasets"], tables["metrics"], pm, clashes)
+    return Registry(plugins, tables["models"], tables["datasets"], tables["metrics"], pm, clashes,
+                    loggers=tables["loggers"])
 
 
 def _fill_from_spec(cls: type, spec: ModelSpec) -> None:

@@ -200,7 +200,7 @@ def test_translate_refuses_an_image_too_large_to_read_in_one_line(tmp_path, widt
 def test_a_wrong_shape_weight_error_says_which_weight_and_both_shapes():
     import torch
 
-    from gencli.training.checkpoint import state_dict_mismatch
+    from gencli.runs.checkpoints import state_dict_mismatch
 
     try:
         torch.nn.Linear(2, 4).load_state_dict(torch.nn.Linear(2, 3).state_dict())

@@ -10,7 +10,7 @@ import time
 import torch
 from safetensors.torch import load_file
 
-from gencli.training.checkpoint import latest_checkpoint
+from gencli.runs.checkpoints import latest_checkpoint
 
 ARGS = ["train", "vae", "--steps", "6", "--batch-size", "16", "--image-size", "16", "--seed", "3",
         "--set", "widths=8,16", "--set", "norm=none", "--sample-every", "3", "--checkpoint-every", "6"]

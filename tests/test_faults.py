@@ -118,7 +118,7 @@ def test_a_second_trainer_is_refused_while_the_first_holds_the_run(report):
 
 def test_the_run_lock_names_its_holder_and_is_free_once_released(tmp_path, monkeypatch):
     from gencli.errors import UserError
-    from gencli.training.lock import RunLock
+    from gencli.runs.lock import RunLock
 
     with RunLock(tmp_path):  # a second open file of the same process conflicts like another process
         with pytest.raises(UserError, match=f"is being trained by process {os.getpid()}; wait for it"):
@@ -201,7 +201,7 @@ def _count_events(kill_at: int | None = None) -> None:
     """Count every file operation and training step; SIGKILL this process at the ``kill_at``-th.
 
     At a checkpoint file the kill comes half-way through writing it."""
-    import gencli.training.checkpoint as ckpt
+    import gencli.runs.checkpoints as ckpt
     from gencli_vae.vae import VAE
 
     def counted(fn):
@@ -238,7 +238,7 @@ def _rows(run: Path) -> list[dict]:
 
 
 def _latest_step(run: Path) -> int | None:
-    from gencli.training.checkpoint import latest_checkpoint
+    from gencli.runs.checkpoints import latest_checkpoint
 
     last = latest_checkpoint(run) if run.exists() else None
     return int(json.loads((last / "meta.json").read_text())["step"]) if last else None
@@ -340,7 +340,7 @@ class Driver:
     def write_fault(self, fault: str) -> dict:
         import errno
 
-        import gencli.training.checkpoint as ckpt
+        import gencli.runs.checkpoints as ckpt
 
         def fail_from_the_second_checkpoint():
             save_checkpoint, calls = ckpt.save_checkpoint, [0]

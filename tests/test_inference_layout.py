@@ -2,8 +2,8 @@
 
 import torch
 
+from gencli.runs import checkpoints as ckpt
 from gencli.runs import load_trained
-from gencli.training import checkpoint as ckpt
 from gencli.training.engine import TrainConfig, train
 
 

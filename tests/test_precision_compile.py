@@ -16,7 +16,7 @@ from gan.gan_helpers import model_class, shapes, train_steps
 from safetensors.torch import load_file
 
 from gencli.models import hparams
-from gencli.training import checkpoint as ckpt
+from gencli.runs import checkpoints as ckpt
 from gencli.training.engine import TrainConfig, train
 
 

@@ -235,7 +235,7 @@ def test_a_refused_resume_leaves_the_lock_and_run_json_as_they_were(finished_run
     writes nothing: not its id into ``.lock``, not run.json."""
     from cli_helpers import fork_cli, wait_child
 
-    from gencli.training.lock import RunLock
+    from gencli.runs.lock import RunLock
 
     run = Path(shutil.copytree(finished_run, tmp_path / "run", symlinks=True))
     (run / ".lock").write_text("12345\n")  # the id of a trainer long gone

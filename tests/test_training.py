@@ -14,8 +14,8 @@ import torch
 from safetensors.torch import load_file
 
 from gencli.errors import UserError
+from gencli.runs import checkpoints as ckpt
 from gencli.runs import load_trained
-from gencli.training import checkpoint as ckpt
 from gencli.training.engine import TrainConfig, train
 
 TINY = dict(image_size=16, batch_size=16, overrides={"widths": "8,16"}, quiet=True)

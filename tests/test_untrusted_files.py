@@ -122,8 +122,8 @@ def runs(two_runs, tmp_path) -> tuple[Path, Path]:
 
 
 def _refuses_everywhere(run: Path, *expected: str) -> None:
+    from gencli.runs import checkpoints as ckpt
     from gencli.runs import load_trained
-    from gencli.training import checkpoint as ckpt
     from gencli.training.engine import TrainConfig, train
 
     for attempt in (lambda: ckpt.latest_checkpoint(run), lambda: load_trained(str(run)),
@@ -171,7 +171,7 @@ def test_a_checkpoints_folder_that_links_to_another_run_is_refused(runs):
 
 
 def test_a_run_reached_through_a_linked_folder_still_loads(runs, tmp_path):
-    from gencli.training import checkpoint as ckpt
+    from gencli.runs import checkpoints as ckpt
 
     mine, _ = runs
     alias = tmp_path / "alias"

@@ -193,16 +193,15 @@ def _tensor(t) -> dict:
 def _contract(run, model, format: Format, target: Path, spec, difference: float | None) -> dict:
     from gencli import __version__
 
-    info = run.info
     return {
         "file": target.name,
         "format": format.value,
         "network": spec.what,
         "model": model.name,
         "gencli_version": __version__,
-        "plugin": info.get("plugin"),
-        "plugin_distribution": info.get("plugin_distribution"),
-        "plugin_version": info.get("plugin_version"),
+        "plugin": run.plugin,
+        "plugin_distribution": run.plugin_distribution,
+        "plugin_version": run.plugin_version,
         "run": str(run.dir),
         "step": model.step,
         "image_shape": list(model.image_shape),

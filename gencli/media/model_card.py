@@ -46,7 +46,6 @@ def refresh_model_card(run: "Run") -> Path:
 
 def model_card(run: "Run") -> str:
     """Return the model card of ``run`` as Markdown with YAML front matter."""
-    info = run.info
     cls = _model_class(run)
     evaluation = run.evaluations()[-1] if run.evaluations() else None
     metrics = {k: v for k, v in (evaluation or {}).get("eval", {}).items() if isinstance(v, (int, float))}
@@ -54,7 +53,7 @@ def model_card(run: "Run") -> str:
     summary = getattr(cls, "summary", "") if cls is not None else ""
     if summary:
         parts.append(f"{_text(summary)}\n")
-    parts += [_model_section(run, cls), _data_section(run), _hyperparameter_section(info),
+    parts += [_model_section(run, cls), _data_section(run), _hyperparameter_section(run),
               _metrics_section(run, metrics, evaluation), _samples_section(run), _usage_section(run, cls)]
     return "\n".join(parts)
 
@@ -63,7 +62,7 @@ def model_card(run: "Run") -> str:
 def front_matter(run: "Run", cls: type | None, metrics: dict[str, float]) -> str:
     """Return the YAML front matter between ``---`` lines; every string value JSON-quoted."""
     task = _task(cls)
-    tags = ["gencli", run.model_name, str(run.info.get("plugin") or ""), task]
+    tags = ["gencli", run.model_name, str(run.plugin or ""), task]
     lines = ["---", f"library_name: {_q('gencli')}", "tags:"]
     lines += [f"- {_q(t)}" for t in dict.fromkeys(t for t in tags if t)]
     if task in ("unconditional-image-generation", "image-to-image"):
@@ -121,20 +120,18 @@ def _model_class(run: "Run") -> type | None:
 
 # ------------------------------------------------------------------ sections
 def _model_section(run: "Run", cls: type | None) -> str:
-    info = run.info
     rows = [("model", run.model_name),
             ("model class", f"{cls.__module__}.{cls.__qualname__}" if cls is not None else "(plugin not installed)"),
-            ("plugin", info.get("plugin")), ("plugin distribution", info.get("plugin_distribution")),
-            ("plugin version", info.get("plugin_version")), ("gencli version", info.get("gencli_version")),
-            ("trained steps", run.step), ("status", info.get("status")), ("checkpoint", _checkpoint_name(run))]
+            ("plugin", run.plugin), ("plugin distribution", run.plugin_distribution),
+            ("plugin version", run.plugin_version), ("gencli version", run.gencli_version),
+            ("trained steps", run.step), ("status", run.status), ("checkpoint", _checkpoint_name(run))]
     return "## Model\n\n" + _table(("", ""), [r for r in rows if r[1] not in (None, "")])
 
 
 def _data_section(run: "Run") -> str:
-    data = run.info["data"]
     c, h, w = run.image_shape
-    rows: list[tuple[str, Any]] = [("dataset", run.data_spec), ("kind", data.get("kind")), ("images", f"{c} x {h} x {w}"),
-                                   ("training images", data.get("size"))]
+    rows: list[tuple[str, Any]] = [("dataset", run.data_spec), ("kind", run.data_kind), ("images", f"{c} x {h} x {w}"),
+                                   ("training images", run.data_size)]
     classes = run.classes
     if classes:
         shown = ", ".join(classes[:20]) + (f", ... ({len(classes)} in all)" if len(classes) > 20 else "")
@@ -155,9 +152,9 @@ def _dataset_info(spec: str) -> dict[str, Any]:
         return {}
 
 
-def _hyperparameter_section(info: dict[str, Any]) -> str:
-    rows = [(k, json.dumps(v)) for k, v in info["hyperparameters"].items()]
-    training = info.get("training") or {}
+def _hyperparameter_section(run: "Run") -> str:
+    rows = [(k, json.dumps(v)) for k, v in run.hyperparameters.items()]
+    training = run.training_settings
     rows += [(f"training.{k}", json.dumps(training[k])) for k in ("steps", "epochs", "batch_size", "seed", "precision")
              if k in training]
     return "## Hyperparameters\n\n" + _table(("name", "value"), rows)
@@ -172,8 +169,8 @@ def _metrics_section(run: "Run", metrics: dict[str, float], evaluation: dict[str
         out.append(_table(("metric", "value"), [(k, _number(v)) for k, v in metrics.items()]))
     else:
         out.append(f"Not evaluated yet: `gencli eval {_shell(run.dir)}` adds them here.\n")
-    losses = run.info.get("final_losses")
-    if isinstance(losses, dict) and losses:
+    losses = run.final_losses
+    if losses:
         out.append(f"\nLosses at the last logged step ({run.step}):\n")
         out.append(_table(("loss", "value"), [(k, json.dumps(v)) for k, v in losses.items()]))
     return "\n".join(out)
@@ -212,7 +209,7 @@ def _usage_section(run: "Run", cls: type | None) -> str:
         return "\n".join(out)
     out += ["## Load the weights without the gencli command\n",
             "The weights are a safetensors file (`<network>.<parameter>` names); the networks are the "
-            f"plugin's classes (`pip install {_text(run.info.get('plugin_distribution') or 'gencli')}`). "
+            f"plugin's classes (`pip install {_text(run.plugin_distribution or 'gencli')}`). "
             "Run this in the run's folder:\n",
             "```python", load_code(run, cls, checkpoint), "```\n"]
     return "\n".join(out)

@@ -13,8 +13,10 @@ process or many:
 - update through ``self.optimize(name, loss)``: it zeroes, backpropagates (scaled for fp16),
   averages gradients across processes and steps that optimizer;
 - draw randomness from torch's global generator (the checkpoint saves and restores it), and
-  per-example noise through ``self.randn(n, ...)`` / ``self.randn_like(x)``, so a data-parallel
-  run draws exactly the noise a single process would for the same global batch;
+  per-example noise through ``self.randn(n, ...)`` / ``self.randn_like(x)`` / ``self.rand`` /
+  ``self.randint`` (or pass ``noise=self`` to the shared blocks of ``gencli.nn``), so a
+  data-parallel run draws exactly the noise a single process would for the same global batch
+  (``gencli.testing`` checks it);
 - return a dict of scalar tensors, detached; the engine reads them only when it logs.
 
 A model whose update consumes several real batches (a Wasserstein critic that sees a fresh batch for
@@ -71,6 +73,7 @@ class RunView(Protocol):
     def metrics(self) -> list[dict[str, Any]]: ...
 
     def evaluations(self) -> list[dict[str, Any]]: ...
+
 
 @dataclasses.dataclass(frozen=True)
 class TensorSpec:
@@ -424,14 +427,35 @@ class Model(ModelDeclarations):
         Every process draws the noise of the whole global batch from the same generator state and
         keeps its own rows, so training on N processes matches training on one.
         """
-        if self.world_size == 1:
-            return torch.randn(*shape, device=self.device, dtype=dtype)
-        n = shape[0]
-        full = torch.randn(n * self.world_size, *shape[1:], device=self.device, dtype=dtype)
-        return full[self.rank * n : (self.rank + 1) * n]
+        return self._per_example(lambda n: torch.randn(n, *shape[1:], device=self.device, dtype=dtype), shape[0])
 
     def randn_like(self, x: torch.Tensor) -> torch.Tensor:
         return self.randn(*x.shape, dtype=x.dtype)
+
+    def rand(self, *shape: int, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Uniform noise in [0, 1) for this process's share of a global batch, as ``randn`` draws it."""
+        return self._per_example(lambda n: torch.rand(n, *shape[1:], device=self.device, dtype=dtype), shape[0])
+
+    def randint(self, low: int, high: int, shape: tuple[int, ...]) -> torch.Tensor:
+        """Integers in [low, high) for this process's share of a global batch, as ``randn`` draws them."""
+        return self._per_example(lambda n: torch.randint(low, high, (n, *shape[1:]), device=self.device), shape[0])
+
+    def mean_across_processes(self, value: torch.Tensor) -> torch.Tensor:
+        """Return ``value`` averaged over every process (itself on one): a statistic of the global
+        batch, such as a running mean the model keeps, that every process must agree on."""
+        if self.process_group is None:
+            return value
+        import torch.distributed as dist
+
+        total = value.detach().clone()
+        dist.all_reduce(total, group=self.process_group)
+        return total / self.world_size
+
+    def _per_example(self, draw, n: int) -> torch.Tensor:
+        """Return this process's ``n`` rows of ``draw(n * world_size)``, the global batch's draw."""
+        if self.world_size == 1:
+            return draw(n)
+        return draw(n * self.world_size)[self.rank * n : (self.rank + 1) * n]
 
     def autocast(self):
         """Context for forward passes: autocast in bf16/fp16 when asked, else nothing."""
@@ -512,11 +536,3 @@ def _interleave(rows: list[torch.Tensor]) -> torch.Tensor:
     """Stack [x1, y1, z1, x2, y2, z2, ...] so each grid row is one example's triptych."""
     return torch.stack(rows, dim=1).flatten(0, 1)
 
-
-def ema_update(target: nn.Module, source: nn.Module, decay: float) -> None:
-    """target <- decay * target + (1 - decay) * source, parameters and float buffers; buffers copied."""
-    with torch.no_grad():
-        for t, s in zip(target.parameters(), source.parameters()):
-            t.lerp_(s.detach(), 1.0 - decay)
-        for t, s in zip(target.buffers(), source.buffers()):
-            t.copy_(s)

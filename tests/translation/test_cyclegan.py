@@ -13,7 +13,7 @@ from gencli.data.base import BatchStream, DataRequest, ImageData, to_float
 from gencli.data.synthetic import build_shapes_paired, build_shapes_unpaired
 from gencli.errors import UserError
 from gencli.models import hparams
-from gencli.training import checkpoint as ckpt
+from gencli.runs import checkpoints as ckpt
 from gencli.training.engine import TrainConfig, train
 from gencli_translation.cyclegan import CycleGAN, CycleGANHyperparameters, linear_decay
 from gencli_translation.networks import ResnetBlock

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from gencli.training.checkpoint import latest_checkpoint
+from gencli.runs.checkpoints import latest_checkpoint
 
 COMMON = ["--steps", "6", "--batch-size", "16", "--image-size", "16", "--seed", "3", "--sample-every", "6",
           "--checkpoint-every", "6"]

@@ -12,7 +12,7 @@ from gencli.data.synthetic import build_shapes
 from gencli.errors import UserError
 from gencli.models import hparams
 from gencli.models.base import has_capability
-from gencli.training import checkpoint as ckpt
+from gencli.runs import checkpoints as ckpt
 from gencli.training.engine import TrainConfig, train
 from gencli_vae.vqvae import VQVAE, VectorQuantizer, code_statistics
 

@@ -1,9 +1,10 @@
-"""Runs: the one type that owns a run directory's description, its metrics and its trained model.
+"""The Run: a run directory's checked description (run.json), and what it leads to.
 
-A run directory holds ``run.json`` (the schema below), ``metrics.jsonl`` (one training line per
-logged step, one ``{"eval": ...}`` line per `gencli eval`), ``checkpoints/``, ``samples/`` and
-media. Every command that uses a trained model goes through ``Run.open``; the engine creates and
-updates runs through the functions here. No torch at import time.
+A run directory holds ``run.json`` (the schema below), ``metrics.jsonl`` (``metrics_log``),
+``checkpoints/`` (``checkpoints``), the lock of its trainer (``lock``), ``samples/`` and media.
+Every command that uses a trained model goes through ``Run.open``, and nothing outside this
+package reads run.json: the engine, the commands and evaluation read it through ``Run``'s typed
+accessors (``RunInfo``). No torch at import time.
 
 ``run.json`` schema (``schema`` 1): ``gencli_version``, ``model`` (the name to rebuild it by),
 ``plugin``, ``plugin_distribution``, ``plugin_version``, ``hyperparameters`` (a table),
@@ -21,9 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from gencli.errors import UserError
+from gencli.runs import values
+from gencli.runs.metrics_log import METRICS_FILE, append_row, read_eval_rows, read_training_rows
+from gencli.runs.values import MAX_CHANNELS, MAX_COUNT, MAX_IMAGE_SIZE, shown
+from gencli.runs.values import is_int as _is_int
 
 RUN_FILE = "run.json"
-METRICS_FILE = "metrics.jsonl"
 SCHEMA_VERSION = 1
 # Keys a run.json must hold for any command to use it: name -> expected JSON type.
 REQUIRED = {"gencli_version": str, "model": str, "hyperparameters": dict, "data": dict, "training": dict}
@@ -34,10 +38,6 @@ def runs_root() -> Path:
 
 
 # ------------------------------------------------------------------ run.json
-# The largest count a run records (steps, batch size, intervals): far above any real run, and small
-# enough that no arithmetic on it leaves a signed 64-bit integer.
-MAX_COUNT = 10**12
-MAX_CHANNELS = 4
 MAX_CLASSES = 100_000
 MAX_SAMPLE_COUNT = 100_000
 # What `gencli train` needs of a run.json to resume it, beyond what every command needs.
@@ -46,23 +46,9 @@ _OPTIONAL_TEXT = ("plugin", "plugin_distribution", "plugin_version", "source_run
                   "device")
 
 
-def shown(value: Any) -> str:
-    """A damaged value as an error line shows it: short, one line, never a deep repr."""
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, (list, tuple)):
-        return "a list" if any(isinstance(v, (dict, list, tuple)) for v in value) or len(value) > 8 else repr(value)
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 def _damaged(path: Path, name: str, what: str, value: Any = None, present: bool = True) -> UserError:
     got = f", got {shown(value)}" if present else ""
     return UserError(f"{str(path)!r} is damaged: {name} {what}{got}")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _count(path: Path, name: str, value: Any, minimum: int = 0, maximum: int = MAX_COUNT) -> None:
@@ -110,8 +96,6 @@ def check_schema(info: Any, path: Path, training: bool = False) -> dict[str, Any
 
 
 def _check_data(data: dict[str, Any], path: Path, training: bool) -> None:
-    from gencli.training.settings import MAX_IMAGE_SIZE
-
     shape = data.get("image_shape")
     if not (isinstance(shape, list) and len(shape) == 3 and all(_is_int(v) for v in shape)
             and 1 <= shape[0] <= MAX_CHANNELS and shape[1] == shape[2] and 1 <= shape[1] <= MAX_IMAGE_SIZE):
@@ -137,8 +121,6 @@ def _check_data(data: dict[str, Any], path: Path, training: bool) -> None:
 
 
 def _check_training(t: dict[str, Any], path: Path, training: bool) -> None:
-    from gencli.training import settings
-
     for key in NEEDED_TO_TRAIN["training"] if training else ():
         if t.get(key) is None:
             raise _damaged(path, f"training.{key}", "is missing", present=False)
@@ -148,9 +130,9 @@ def _check_training(t: dict[str, Any], path: Path, training: bool) -> None:
         name = f"training.{key}"
         if key == "sample_count":
             _count(path, name, value, 1, MAX_SAMPLE_COUNT)
-        elif key in settings.SETTINGS:
-            setting = settings.SETTINGS[key]
-            wrong = settings.problem(setting, value)
+        elif key in values.SETTINGS:
+            setting = values.SETTINGS[key]
+            wrong = values.problem(setting, value)
             if wrong is None and _is_int(value) and setting.maximum is None and value > MAX_COUNT:
                 wrong = f"must be at most {MAX_COUNT:,}"
             if wrong:
@@ -257,103 +239,174 @@ def check_sealed(run_dir: Path) -> None:
                         raise link_refused(run_dir / rel / member.name)
 
 
-# ------------------------------------------------------------------ metrics.jsonl
-def _rows(path: Path) -> list[dict[str, Any]]:
-    from gencli.fileio import read_nofollow
-
-    data = read_nofollow(path)
-    if data is None:
-        return []
-    return [row for _, row in _parsed_lines(data, Path(path))]
-
-
-def check_metrics(path: Path) -> None:
-    """Refuse a metrics.jsonl holding a line that is not a metrics row (see ``check_row``)."""
-    _rows(Path(path))
-
-
-def _parsed_lines(data: bytes, path: Path) -> list[tuple[str, dict[str, Any]]]:
-    """Return (line, row) for each line of a metrics.jsonl; a line that is not JSON (one cut by a
-    kill) is skipped, a JSON line that is not a metrics row is refused naming its line number."""
-    out = []
-    for number, line in enumerate(data.decode(errors="replace").splitlines(), 1):
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue  # a line cut by a kill
-        except RecursionError:
-            row = None
-        out.append((line, check_row(row, path, number)))
-    return out
-
-
-def _is_value(value: Any) -> bool:
-    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
-
-
-def check_row(row: Any, path: Path, number: int) -> dict[str, Any]:
-    """Return one metrics.jsonl row when its values are what readers expect, else raise ``UserError``
-    naming the file, the line and the field."""
-    where = f"{str(path)!r} is damaged: line {number}"
-    if not isinstance(row, dict):
-        raise UserError(f"{where} is not a table of metrics")
-    if "eval" in row:
-        if not isinstance(row["eval"], dict):
-            raise UserError(f"{where}: eval must be a table of metric values, got {shown(row['eval'])}")
-        for key, value in row["eval"].items():
-            if not _is_value(value):
-                raise UserError(f"{where}: eval.{key} must be a number or null, got {shown(value)}")
-        if not isinstance(row.get("settings", {}), dict):
-            raise UserError(f"{where}: settings must be a table, got {shown(row['settings'])}")
-        return row
-    for key, value in row.items():
-        if key in ("step", "epoch"):
-            if not (_is_int(value) and 0 <= value <= MAX_COUNT):
-                raise UserError(f"{where}: {key} must be a whole number from 0 to {MAX_COUNT:,}, got {shown(value)}")
-        elif key == "quality" and isinstance(value, dict):
-            bad = next((k for k, v in value.items() if not _is_value(v)), None)
-            if bad is not None:
-                raise UserError(f"{where}: quality.{bad} must be a number or null, got {shown(value[bad])}")
-        elif not _is_value(value):
-            raise UserError(f"{where}: {key} must be a number or null, got {shown(value)}")
-    return row
-
-
-def read_training_rows(path: Path) -> list[dict[str, Any]]:
-    """Return the training lines of a metrics.jsonl (eval lines and broken tails skipped)."""
-    return [r for r in _rows(Path(path)) if "step" in r and "eval" not in r]
-
-
-def read_eval_rows(path: Path) -> list[dict[str, Any]]:
-    """Return the ``{"eval": ..., "settings": ...}`` lines of a metrics.jsonl, oldest first."""
-    return [r for r in _rows(Path(path)) if isinstance(r.get("eval"), dict)]
-
-
-def append_row(path: Path, row: dict[str, Any]) -> None:
-    """Append one JSON line (one write, so a kill leaves at worst a cut last line that readers skip)."""
-    from gencli.fileio import append_line
-
-    append_line(Path(path), json.dumps(row, default=str))
-
-
-def truncate_rows(path: Path, step: int) -> None:
-    """Drop training lines past ``step`` (written after the checkpoint a run resumes from).
-
-    The file stays locked from reading to replacing it: an eval line appended meanwhile waits,
-    then lands in the new file.
-    """
-    from gencli.fileio import rewrite_locked
-
-    def keep(data: bytes) -> bytes:  # a damaged line raises before anything is written
-        kept = [line for line, row in _parsed_lines(data, Path(path)) if "eval" in row or row.get("step", 0) <= step]
-        return ("\n".join(kept) + "\n" if kept else "").encode()
-
-    rewrite_locked(Path(path), keep)
-
-
 # ------------------------------------------------------------------ the Run
+class RunInfo:
+    """A run's description (the contents of a checked run.json) read through typed accessors.
+
+    ``Run`` is one, with its directory; the engine also reads a run it is still planning (not yet
+    written to disk) as a ``RunInfo(info)``. Accessors return copies or immutable values: a
+    reader never changes the record by accident.
+    """
+
+    info: dict[str, Any]
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        self.info = info
+
+    # -- who made it
+    @property
+    def model_name(self) -> str:
+        return self.info["model"]
+
+    @property
+    def plugin(self) -> str | None:
+        return self.info.get("plugin")
+
+    @property
+    def plugin_distribution(self) -> str | None:
+        return self.info.get("plugin_distribution")
+
+    @property
+    def plugin_version(self) -> str | None:
+        return self.info.get("plugin_version")
+
+    @property
+    def gencli_version(self) -> str:
+        return self.info["gencli_version"]
+
+    @property
+    def source_run(self) -> str | None:
+        """The run this one trained on top of (`gencli train MODEL --from RUN`), or None."""
+        return self.info.get("source_run")
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        """The recorded hyperparameter table (a copy): ``hyperparameters_for`` builds the dataclass."""
+        return dict(self.info["hyperparameters"])
+
+    def hyperparameters_for(self, cls: type, source: str | None = None) -> Any:
+        """Return ``cls.Hyperparameters`` built and checked from the record (errors name run.json)."""
+        from gencli.models import hparams
+
+        return hparams.build(cls.Hyperparameters, self.info["hyperparameters"], source=source or "run.json")
+
+    # -- the data
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of the images the model was trained on."""
+        return tuple(self.info["data"]["image_shape"])
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.info["data"].get("classes") or [])
+
+    @property
+    def recorded_classes(self) -> list[str] | None:
+        """The class names as recorded: None for a run that had none (what a model is built with)."""
+        classes = self.info["data"].get("classes")
+        return list(classes) if classes is not None else None
+
+    @property
+    def class_counts(self) -> list[int] | None:
+        """Training images per class (runs from before they were recorded: None)."""
+        counts = self.info["data"].get("class_counts")
+        return list(counts) if counts is not None else None
+
+    @property
+    def data_spec(self) -> str:
+        return str(self.info["data"].get("spec") or "")
+
+    @property
+    def data_record(self) -> dict[str, Any]:
+        """The whole recorded ``data`` table (a copy), for readers that show every entry."""
+        return dict(self.info["data"])
+
+    @property
+    def data_kind(self) -> str | None:
+        return self.info["data"].get("kind")
+
+    @property
+    def data_size(self) -> int | None:
+        """How many training images the run saw (None for runs from before it was recorded)."""
+        return self.info["data"].get("size")
+
+    @property
+    def load_size(self) -> int | None:
+        """The side training images are loaded at before a random crop to the image size (None: no crop)."""
+        return self.info["data"].get("load_size")
+
+    def data_request(self, split: str = "test", training: bool = False):
+        """Return the ``DataRequest`` that loads this run's data (``split``) at its image shape and seed.
+
+        The one place a run's data request is built. ``training``: as the training loop reads it,
+        at ``load_size`` for random crops; otherwise at the trained image size, as a model takes it.
+        """
+        from gencli.data.base import DataRequest
+
+        channels, size, _ = self.image_shape
+        return DataRequest(size, channels, split, self.seed, load_size=self.load_size if training else None)
+
+    # -- how it trained
+    @property
+    def seed(self) -> int:
+        seed = self.info["training"].get("seed", 0)
+        return seed if _is_int(seed) else 0
+
+    @property
+    def batch_size(self) -> int | None:
+        return self.info["training"].get("batch_size")
+
+    @property
+    def precision(self) -> str | None:
+        return self.info["training"].get("precision")
+
+    def setting(self, key: str, default: Any = None) -> Any:
+        """One recorded training setting (``sample_every``, ``eval_n``, ...); ``default`` when unset."""
+        value = self.info["training"].get(key)
+        return default if value is None else value
+
+    @property
+    def training_settings(self) -> dict[str, Any]:
+        """The recorded training settings (a copy)."""
+        return dict(self.info["training"])
+
+    # -- where it stands
+    @property
+    def step(self) -> int:
+        return int(self.info.get("step", 0) or 0)
+
+    @property
+    def total_steps(self) -> int | None:
+        return self.info.get("total_steps")
+
+    @property
+    def status(self) -> str | None:
+        return self.info.get("status")
+
+    @property
+    def created(self) -> str | None:
+        return self.info.get("created")
+
+    @property
+    def finished(self) -> str | None:
+        return self.info.get("finished")
+
+    @property
+    def device(self) -> str | None:
+        return self.info.get("device")
+
+    @property
+    def world_size(self) -> int | None:
+        return self.info.get("world_size")
+
+    @property
+    def final_losses(self) -> dict[str, Any] | None:
+        losses = self.info.get("final_losses")
+        return dict(losses) if isinstance(losses, dict) else None
+
+
 @dataclass
-class Run:
+class Run(RunInfo):
     """A run directory, its checked description and the checkpoint commands load from."""
 
     dir: Path
@@ -364,7 +417,7 @@ class Run:
     @classmethod
     def open(cls, ref: str | Path) -> "Run":
         """Resolve a run directory, one of its checkpoint folders, or a model name (its latest run)."""
-        from gencli.training.checkpoint import latest_checkpoint
+        from gencli.runs.checkpoints import latest_checkpoint
 
         text = str(ref)
         if not text.strip():
@@ -384,9 +437,31 @@ class Run:
         return cls._latest_of_model(text)
 
     @classmethod
+    def open_to_train(cls, run_dir: str | Path) -> "Run":
+        """Open a run directory to resume training it: every value resuming reads is checked first,
+        and the run must hold a complete checkpoint (``checkpoint``, the one to resume from)."""
+        from gencli.runs.checkpoints import latest_checkpoint
+
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise UserError(f"--resume {str(run_dir)!r}: no such run directory")
+        info = read_run_info(run_dir, training=True)
+        last = latest_checkpoint(run_dir)
+        if last is None:
+            raise UserError(f"run {str(run_dir)!r} has no complete checkpoint to resume from")
+        return cls(run_dir, info, last)
+
+    @classmethod
+    def open_dir(cls, run_dir: str | Path) -> "Run":
+        """Open exactly the run in ``run_dir`` (sealed and checked), without choosing a checkpoint."""
+        run_dir = Path(run_dir)
+        check_sealed(run_dir)
+        return cls(run_dir, read_run_info(run_dir))
+
+    @classmethod
     def _latest_of_model(cls, name: str) -> "Run":
         from gencli.plugins import registry
-        from gencli.training.checkpoint import latest_checkpoint
+        from gencli.runs.checkpoints import latest_checkpoint
         from gencli.ui.console import warn
 
         registry().model(name)  # unknown model names fail here, with suggestions
@@ -406,41 +481,18 @@ class Run:
         check_sealed(run_dir)
         return cls(run_dir, info, latest_checkpoint(run_dir))
 
-    # -- what the description says
     @property
-    def model_name(self) -> str:
-        return self.info["model"]
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """(channels, height, width) of the images the model was trained on."""
-        return tuple(self.info["data"]["image_shape"])
-
-    @property
-    def classes(self) -> list[str]:
-        return list(self.info["data"].get("classes") or [])
-
-    @property
-    def class_counts(self) -> list[int] | None:
-        """Training images per class (runs from before they were recorded: None)."""
-        counts = self.info["data"].get("class_counts")
-        return list(counts) if counts is not None else None
-
-    @property
-    def data_spec(self) -> str:
-        return str(self.info["data"].get("spec", ""))
-
-    @property
-    def seed(self) -> int:
-        seed = self.info["training"].get("seed", 0)
-        return seed if isinstance(seed, int) else 0
-
-    @property
-    def step(self) -> int:
-        return int(self.info.get("step", 0) or 0)
+    def info_path(self) -> Path:
+        return self.dir / RUN_FILE
 
     def save_info(self) -> None:
         write_run_info(self.dir, self.info)
+
+    def latest_checkpoint(self) -> Path | None:
+        """The newest complete checkpoint of the run now (``checkpoint`` is the one it was opened at)."""
+        from gencli.runs.checkpoints import latest_checkpoint
+
+        return latest_checkpoint(self.dir)
 
     # -- metrics.jsonl
     @property
@@ -465,19 +517,20 @@ class Run:
 
         return registry().model_class(self.model_name, run=self)
 
+    def check_model_shape(self, cls: type) -> None:
+        """Refuse a recorded image shape that model class ``cls`` cannot work at."""
+        check_model_shape(cls, self.image_shape, str(self.info_path))
+
     def build_model(self, device: str = "cpu", precision: str = "fp32"):
         """Return an untrained model exactly as described by run.json."""
-        from gencli.models import hparams
-
         cls = self.model_class()
-        source = str(self.dir / RUN_FILE)
-        hp = hparams.build(cls.Hyperparameters, self.info["hyperparameters"], source=source)
-        check_model_shape(cls, self.image_shape, source)
-        return cls(hp, self.image_shape, self.info["data"].get("classes"), device=device, precision=precision)
+        hp = self.hyperparameters_for(cls, str(self.info_path))
+        self.check_model_shape(cls)
+        return cls(hp, self.image_shape, self.recorded_classes, device=device, precision=precision)
 
     def load_model(self, device: str = "cpu"):
         """Return the trained model of the run's checkpoint, in eval mode."""
-        from gencli.training.checkpoint import load_weights, read_meta
+        from gencli.runs.checkpoints import load_weights, read_meta
 
         if self.checkpoint is None:
             raise UserError(f"run {str(self.dir)!r} has no checkpoint yet")
@@ -492,11 +545,9 @@ class Run:
         """Return the run's dataset (or ``spec``) at the run's image shape: an ``ImageData``."""
         key = f"{spec or self.data_spec}:{split}"
         if key not in self._data_cache:
-            from gencli.data.base import DataRequest
             from gencli.data.resolve import load_dataset
 
-            c, s, _ = self.image_shape
-            self._data_cache[key] = load_dataset(spec or self.data_spec, DataRequest(s, c, split, self.seed))
+            self._data_cache[key] = load_dataset(spec or self.data_spec, self.data_request(split))
         return self._data_cache[key]
 
     def output_path(self, kind: str, suffix: str) -> Path:

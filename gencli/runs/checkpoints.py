@@ -29,6 +29,7 @@ from safetensors.torch import load_file, save
 
 from gencli.errors import UserError
 from gencli.fileio import fsync_dir, link_refused, read_nofollow, sealed, temporary_name, write_atomic, write_file
+from gencli.runs.values import MAX_COUNT, is_int, shown
 
 FORMAT = 1
 CHECKPOINT_FILES = ("meta.json", "weights.safetensors", "state.pt")
@@ -222,22 +223,12 @@ def read_meta(ckpt: Path) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ the values a checkpoint holds
-# Far above any real run, and small enough that no arithmetic on it leaves a signed 64-bit integer.
-MAX_COUNT = 10**12
-
-
 def _is_count(value: Any, maximum: int = MAX_COUNT) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= maximum
-
-
-def _shown_value(value: Any) -> str:
-    from gencli.runs import shown
-
-    return shown(value)
+    return is_int(value) and 0 <= value <= maximum
 
 
 def _damaged(where: Path, field: str, what: str, value: Any = None, present: bool = True) -> UserError:
-    got = f", got {_shown_value(value)}" if present else ""
+    got = f", got {shown(value)}" if present else ""
     return UserError(f"{str(where)!r} is damaged: {field} {what}{got}")
 
 
