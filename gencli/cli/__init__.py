@@ -19,6 +19,7 @@ from gencli import __version__
 from gencli.cli.common import state
 from gencli.cli.plugin_commands import GencliGroup, plugin_commands  # noqa: F401 - plugin_commands: this package's API
 from gencli.errors import UserError
+from gencli.training.threads import MAX_THREADS
 
 
 def _version(value: bool) -> None:
@@ -31,7 +32,7 @@ def main_options(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only results and errors.")] = False,
     threads: Annotated[Optional[int], typer.Option(
-        "--threads", min=1, metavar="N", show_default=False,
+        "--threads", min=1, max=MAX_THREADS, metavar="N", show_default=False,
         help="CPU threads for torch's operators, fixed (default: one per free core; training also follows the load).")] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")] = False,
 ) -> None:
@@ -48,9 +49,26 @@ def main_options(
             sys.modules["torch"].set_num_threads(threads)
 
 
+def _flags_without_metavar() -> None:
+    """Show no value type beside on/off flags in help (Typer's rich help writes ``--debug <bool>``,
+    as if the flag took a value); options that take a value keep theirs."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "flags_plain", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag and self.metavar is None else shown(self, ctx)
+
+    display_type_rich.flags_plain = True
+    TyperOption.display_type_rich = display_type_rich
+
+
 def build_app() -> typer.Typer:
     """Return the Typer app: the core commands, each from its own module; plugin commands join lazily."""
-    from gencli.cli import datasets, eval, interpolate, models, plugins, sample, train, translate
+    _flags_without_metavar()
+    from gencli.cli import datasets, eval, export, interpolate, models, plugins, report, sample, train, translate
 
     app = typer.Typer(
         name="gencli",
@@ -67,8 +85,10 @@ def build_app() -> typer.Typer:
     app.command(epilog=interpolate.EPILOG)(interpolate.interpolate)
     app.command("eval", epilog=eval.EPILOG)(eval.eval_)
     app.command(epilog=translate.EPILOG)(translate.translate)
+    app.command(epilog=export.EPILOG)(export.export)
     app.command(epilog=models.EPILOG)(models.models)
     app.command(epilog=datasets.EPILOG)(datasets.datasets)
+    app.command(epilog=report.EPILOG)(report.report)
     app.add_typer(plugins.app, name="plugins")
     return app
 

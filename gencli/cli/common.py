@@ -5,6 +5,7 @@ No torch at import time: command modules import the layers below inside their bo
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
@@ -85,13 +86,120 @@ def complete_runs(incomplete: str) -> list[str]:
     return sorted(found) + complete_models(incomplete)
 
 
+def _declarations(model: str | None):
+    """Return the declarations of model ``model`` for completion, or None (unknown, or failing to load)."""
+    from gencli.plugins import registry
+
+    if not model:
+        return None
+    try:
+        return registry().model_declarations(model)
+    except UserError:
+        return None
+
+
+def _run_model(ref: str | None) -> str | None:
+    """Return the model name of the run ``ref`` names (a run folder, one of its checkpoints, or a model name)."""
+    from gencli.runs import RUN_FILE, RunInfo, read_run_info
+
+    if not ref:
+        return None
+    path = Path(ref).expanduser()
+    if path.is_dir() and path.parent.name == "checkpoints":
+        path = path.parent.parent
+    if not (path / RUN_FILE).is_file():
+        return ref if "/" not in ref else None  # a model name: its latest run
+    try:
+        return RunInfo(read_run_info(path)).model_name
+    except UserError:
+        return None
+
+
+def _set_keys(options_cls: type | None, given: list[str] | None, incomplete: str) -> list[str]:
+    """Return ``key=`` for each field of ``options_cls`` that starts with ``incomplete`` and is not set yet;
+    after ``key=``, the values of a field with a few choices (a Literal or a bool)."""
+    import typing
+
+    if options_cls is None or not dataclasses.is_dataclass(options_cls):
+        return []
+    fields = {f.name: f for f in dataclasses.fields(options_cls)}
+    key, eq, typed = incomplete.partition("=")
+    if eq:
+        if key.replace("-", "_") not in fields:
+            return []
+        hint = typing.get_type_hints(options_cls).get(key.replace("-", "_"))
+        args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+        choices = ["true", "false"] if bool in args else [str(c) for a in args if typing.get_origin(a) is typing.Literal
+                                                          for c in typing.get_args(a)]
+        choices += [str(c) for c in args if isinstance(c, str)]  # a field typed by a Literal alone
+        return [f"{key}={c}" for c in choices if c.startswith(typed)]
+    taken = {pair.partition("=")[0].strip().replace("-", "_") for pair in given or []}
+    return [f"{name}=" for name in fields if name.startswith(incomplete) and name not in taken]
+
+
+def _line_params(ctx: typer.Context) -> dict[str, Any]:
+    """Return the values of the command's parameters given on the line so far.
+
+    While the option being completed still waits for its value, click leaves ``ctx.params``
+    unparsed; the command's words (which its parent context keeps) are parsed again here, without
+    that last option, leniently as completion does.
+    """
+    words = list(ctx.parent.args) if ctx.parent is not None else []
+    if words and words[-1].startswith("-"):
+        words = words[:-1]
+    try:
+        return ctx.command.make_context(ctx.info_name, words, parent=ctx.parent, resilient_parsing=True).params
+    except Exception:  # noqa: BLE001 - a line that does not parse completes nothing, it never fails
+        return dict(ctx.params)
+
+
+def complete_hyperparameters(ctx: typer.Context, incomplete: str) -> list[str]:
+    """`gencli train MODEL --set <TAB>`: the model's hyperparameters (with --resume RUN: its run's model's)."""
+    params = _line_params(ctx)
+    model = params.get("model") or _run_model(str(params.get("resume") or "") or None)
+    declared = _declarations(model)
+    return _set_keys(declared.Hyperparameters if declared else None, params.get("set_"), incomplete)
+
+
+def _command_run(params: dict[str, Any]) -> str | None:
+    run = params.get("run")
+    if run is None and params.get("runs"):  # `gencli eval RUN...`
+        run = params["runs"][0]
+    return run
+
+
+def complete_options(ctx: typer.Context, incomplete: str) -> list[str]:
+    """`gencli sample|interpolate|eval RUN --set <TAB>`: the options the run's model declares for that command
+    (for `sample --figure NAME`: the figure's)."""
+    params = _line_params(ctx)
+    declared = _declarations(_run_model(_command_run(params)))
+    if declared is None:
+        return []
+    figure = params.get("figure")
+    if figure:
+        options = declared.figures[figure].Options if figure in declared.figures else None
+    elif ctx.info_name == "interpolate":
+        options = declared.InterpolateOptions
+    elif ctx.info_name == "eval":
+        options = declared.eval_options()
+    else:
+        options = declared.SampleOptions
+    return _set_keys(options, params.get("set_"), incomplete)
+
+
+def complete_figures(ctx: typer.Context, incomplete: str) -> list[str]:
+    """`gencli sample RUN --figure <TAB>`: the figures the run's model declares."""
+    declared = _declarations(_run_model(_command_run(_line_params(ctx))))
+    return sorted(name for name in (declared.figures if declared else {}) if name.startswith(incomplete))
+
+
 # ------------------------------------------------------------------ shared option types
 RunArg = Annotated[str, typer.Argument(metavar="RUN", help="Run directory, checkpoint folder, or model name (its latest run).",
                                        autocompletion=complete_runs, show_default=False)]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed: same seed, same images.")]
 SetOpt = Annotated[Optional[list[str]], typer.Option(
-    "--set", metavar="KEY=VALUE",
+    "--set", metavar="KEY=VALUE", autocompletion=complete_options,
     help="A model option (repeatable); `gencli models --info MODEL` lists them.", show_default=False)]
 LabelOpt = Annotated[Optional[str], typer.Option(
     "--label", "-l", help="Class index or name (conditional models); sample also takes a comma list or all.",
@@ -105,7 +213,7 @@ def inference_device(device: str = "auto") -> str:
     Sampling, translating and evaluating on a shared machine suffer from torch's one thread per
     core as much as training does (``gencli.training.threads``); ``gencli --threads N`` still wins.
     """
-    from gencli.training.engine import resolve_device
+    from gencli.training.device import resolve_device
     from gencli.training.threads import ThreadPolicy
 
     resolved = resolve_device(device)
@@ -114,11 +222,26 @@ def inference_device(device: str = "auto") -> str:
 
 
 def open_run(ref: str, device: str = "auto") -> tuple["Run", Any]:
-    """Return (run, its trained model on ``device``)."""
+    """Return (run, its trained model on ``device``); a model name picks its latest run, which is named
+    in one line (with its status and step when it did not finish)."""
     from gencli.runs import Run
 
+    by_name = not os.path.lexists(Path(ref).expanduser()) and "/" not in ref and not ref.startswith(".")
     run = Run.open(ref)
+    if by_name:
+        from gencli.ui.console import info
+
+        info(f"note: {ref}: latest run {run.dir}{run_standing(run)}", quiet=state["quiet"])
     return run, run.load_model(device=inference_device(device))
+
+
+def run_standing(run: "Run") -> str:
+    """Return `` (STATUS at step N of M)`` for a run that did not finish, else an empty string."""
+    status = run.status or "unknown"
+    if status == "finished":
+        return ""
+    total = run.total_steps
+    return f" ({status} at step {run.step:,}" + (f" of {total:,})" if isinstance(total, int) and total else ")")
 
 
 def output_file(out: Path | None, run: "Run", kind: str, suffix: str = ".png") -> Path:
@@ -169,6 +292,33 @@ def check_count(n: int, what: str = "--n", limit: int = 100_000) -> None:
         raise UserError(f"{what} {n} is more than gencli writes in one command ({limit:,}); run it in parts")
 
 
+# ------------------------------------------------------------------ results
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the files written as JSON.")]
+
+
+@contextlib.contextmanager
+def results_only(json_out: bool):
+    """Under ``--json``, send whatever the work prints on stdout to stderr, so stdout holds the JSON alone."""
+    if not json_out:
+        yield
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+def print_result(json_out: bool, lines: list[Any], payload: dict[str, Any]) -> None:
+    """Print a command's result: each of ``lines`` on stdout, or with ``--json`` ``payload`` as one JSON object."""
+    import json
+
+    from gencli.ui.console import result
+
+    if json_out:
+        result(json.dumps(payload, indent=2, default=str))
+        return
+    for line in lines:
+        result(str(line))
+
+
 # ------------------------------------------------------------------ labels
 def parse_labels(model, text: str | None) -> list[int] | None:
     """Return the class indices ``--label`` names: one index or name, a comma list, or ``all``."""
@@ -210,6 +360,23 @@ def one_label(model, text: str | None) -> int | None:
     if len(labels) != 1:
         raise UserError(f"--label names {len(labels)} classes here; this command takes one")
     return labels[0]
+
+
+def drawn_labels(run: "Run", model, n: int, seed: int):
+    """Return the classes of ``n`` images of a conditional model sampled without ``--label`` (None for
+    a model that is not conditional): drawn in the proportions of the run's training data, uniformly
+    for a run that records no counts, as one line says."""
+    if not (model.conditional and model.num_classes):
+        return None
+    import torch
+
+    from gencli.models.labels import draw_labels
+    from gencli.ui.console import info
+
+    counts = run.class_counts
+    info("note: no --label: classes drawn in the data's proportions" if counts else
+         "note: no --label: classes drawn uniformly (the run records no class counts)", quiet=state["quiet"])
+    return draw_labels(n, model.num_classes, counts, torch.Generator().manual_seed(seed)).to(model.device)
 
 
 def models_that(test) -> list[str]:

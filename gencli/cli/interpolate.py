@@ -10,6 +10,7 @@ import typer
 
 from gencli.cli.common import (
     DeviceOpt,
+    JsonOpt,
     LabelOpt,
     RunArg,
     SetOpt,
@@ -19,6 +20,8 @@ from gencli.cli.common import (
     one_label,
     open_run,
     output_file,
+    print_result,
+    results_only,
 )
 from gencli.errors import UserError
 
@@ -44,6 +47,7 @@ def interpolate(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output PNG (a GIF is written beside it).",
                                                 show_default="RUN/generated/")] = None,
     device: DeviceOpt = "auto",
+    json_out: JsonOpt = False,
 ) -> None:
     """Walk between two latents (or two images) and save a strip PNG and a GIF."""
     if frames < 2:
@@ -51,18 +55,23 @@ def interpolate(
     if frames > 1000:
         raise UserError(f"--frames {frames} is more than an interpolation needs; use at most 1000")
     from_seed, to_seed = _seeds(seeds)
+    with results_only(json_out):
+        files = _interpolate(run, frames, from_seed, to_seed, images, latent_grid, label, set_, out, device)
+    print_result(json_out, files, {"files": [str(f) for f in files]})
+
+
+def _interpolate(run, frames, from_seed, to_seed, images, latent_grid, label, set_, out, device) -> list[Path]:
+    """Write the latent grid, or the strip and GIF of a walk; return the files written."""
     loaded, model = open_run(run, device)
     options = model_options(model, type(model).InterpolateOptions, set_, "interpolate")
     label_index = one_label(model, label)
     if latent_grid is not None:
         path = output_file(out, loaded, f"latent-grid-{latent_grid}")
-        print(latent_grid_figure(loaded, model, latent_grid, label_index, path))
-        return
+        return [latent_grid_figure(loaded, model, latent_grid, label_index, path)]
     target = output_file(out, loaded, "interpolation")
     if out is not None and os.path.lexists(target.with_suffix(".gif")):  # the GIF written beside it
         raise UserError(f"--out {str(target.with_suffix('.gif'))!r} already exists; choose a new name (nothing is overwritten)")
-    for p in walk(model, frames, from_seed, to_seed, images, label_index, options, target):
-        print(p)
+    return walk(model, frames, from_seed, to_seed, images, label_index, options, target)
 
 
 def _seeds(text: str) -> tuple[int, int]:
@@ -112,11 +121,11 @@ def walk(model, frames: int, from_seed: int, to_seed: int, images: list[Path] | 
 def _strip_and_gif(images, out: Path, nrow: int) -> list[Path]:
     from gencli.media.images import grid, readable_frames, save_gif, save_grid
 
-    png = save_grid(images, out, nrow)
     n = len(images)
-    frames = [grid(img[None], 1, padding=0) for img in images]
-    # Enlarged and captioned with the position on the path, so a 28 px image is not a thumbnail.
-    frames = readable_frames(frames, [f"t = {i / max(1, n - 1):.2f}" for i in range(n)])
+    positions = [f"t = {i / max(1, n - 1):.2f}" for i in range(n)]
+    # Enlarged and headed by the position on the path, so a 28 px image is not a thumbnail.
+    png = save_grid(images, out, nrow, columns=positions)
+    frames = readable_frames([grid(img[None], 1, padding=0) for img in images], positions)
     frames = frames + frames[-2:0:-1]  # there and back, so the loop does not jump
     gif = save_gif(frames, out.with_suffix(".gif"), duration_ms=120)
     return [png, gif]

@@ -44,7 +44,8 @@ def plugins(
     reg.warn_clashes()
     rows = [{"name": p.name, "distribution": p.distribution, "version": p.version, "module": p.module,
              "status": "broken" if p.error else "ok", "error": p.error, "models": p.models,
-             "datasets": p.datasets, "metrics": p.metrics, "commands": p.commands, "shadowed": p.shadowed}
+             "datasets": p.datasets, "metrics": p.metrics, "commands": p.commands, "shadowed": p.shadowed,
+             "loggers": p.loggers}
             for p in reg.plugins]
     if json_out:
         print(json.dumps(rows, indent=2))
@@ -55,14 +56,21 @@ def plugins(
     from gencli.ui.console import out
 
     table = Table(title="plugins", title_justify="left")
-    for col in ("name", "distribution", "version", "status", "contributes"):
-        table.add_column(col, overflow="fold")
+    # names are never broken mid-word: the distribution sits under the plugin's name, and the
+    # contributions wrap between names only
+    table.add_column("plugin (distribution)", no_wrap=True)
+    table.add_column("version", no_wrap=True)
+    table.add_column("status", overflow="fold")
+    longest = max((len(x) + 1 for r in rows for k in ("models", "datasets", "metrics", "loggers", "commands")
+                   for x in r[k]), default=8)
+    table.add_column("contributes", overflow="fold", min_width=min(longest, 40), ratio=1)
     for r in rows:
-        parts = [f"{k}: {', '.join(r[k])}" for k in ("models", "datasets", "metrics", "commands") if r[k]]
+        parts = [f"{k}: {', '.join(r[k])}" for k in ("models", "datasets", "metrics", "loggers", "commands") if r[k]]
         if r["shadowed"]:
             parts.append("shadowed: " + "; ".join(r["shadowed"]))
         status = f"[red]broken[/]: {escape(r['error'])}" if r["error"] else "[green]ok[/]"
-        table.add_row(escape(r["name"]), escape(r["distribution"]), escape(r["version"]), status, escape("\n".join(parts)))
+        name = escape(r["name"]) + (f"\n[dim]{escape(r['distribution'])}[/]" if r["distribution"] != r["name"] else "")
+        table.add_row(name, escape(r["version"]), status, escape("\n".join(parts)))
     out.print(table)
 
 

@@ -9,11 +9,14 @@ import typer
 
 from gencli.cli.common import (
     DeviceOpt,
+    JsonOpt,
     LabelOpt,
     RunArg,
     SeedOpt,
     SetOpt,
     check_count,
+    complete_figures,
+    drawn_labels,
     examples,
     handle_errors,
     model_options,
@@ -21,6 +24,8 @@ from gencli.cli.common import (
     output_file,
     output_folder,
     parse_labels,
+    print_result,
+    results_only,
 )
 from gencli.errors import UserError
 
@@ -54,25 +59,35 @@ def sample(
     grid: Annotated[bool, typer.Option("--grid/--no-grid", help="One grid PNG, or one PNG per image (a folder per class).")] = True,
     label: LabelOpt = None,
     figure: Annotated[Optional[str], typer.Option("--figure", help="Draw a figure the model declares (`gencli models --info MODEL`).",
-                                                  show_default=False)] = None,
+                                                  autocompletion=complete_figures, show_default=False)] = None,
     set_: SetOpt = None,
     seed: SeedOpt = 0,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output PNG (grid) or new folder (--no-grid).",
                                                 show_default="RUN/generated/")] = None,
     device: DeviceOpt = "auto",
+    json_out: JsonOpt = False,
 ) -> None:
-    """Generate images from a trained model. A conditional model takes `--label` (a class, a list, or all)."""
-    import torch
+    """Generate images from a trained model. A conditional model takes `--label` (a class, a list, or all).
 
+    Without `--label`, a conditional model's classes are drawn in the proportions of its training data."""
     from gencli.training.settings import check_flag
 
     check_flag("seed", seed)
     if n is not None:
         check_count(n)
+    with results_only(json_out):
+        files, shown = _sample(run, n, grid, label, figure, set_, seed, out, device)
+    print_result(json_out, [shown], {"files": [str(f) for f in files]})
+
+
+def _sample(run, n, grid, label, figure, set_, seed, out, device) -> tuple[list[Path], Path]:
+    """Write what `gencli sample` asks for; return (the files written, the path to print)."""
+    import torch
+
     loaded, model = open_run(run, device)
     if figure is not None:
-        print(_figure(loaded, model, figure, n, set_, seed, out))
-        return
+        path = _figure(loaded, model, figure, n, set_, seed, out)
+        return [path], path
     from gencli.models.base import require_capability
 
     require_capability(type(model), "sample")
@@ -83,24 +98,27 @@ def sample(
         per_class = n or 8
         check_count(per_class * len(classes), "--n times the classes")
         if grid:
-            print(save_class_grid(model, classes, per_class, output_file(out, loaded, "classes"), g, **options))
-        else:
-            folder = output_folder(out, loaded, "classes")
-            save_class_folders(model, classes, per_class, folder, g, **options)
-            print(folder)
-        return
+            path = save_class_grid(model, classes, per_class, output_file(out, loaded, "classes"), g, **options)
+            return [path], path
+        folder = output_folder(out, loaded, "classes")
+        folders = save_class_folders(model, classes, per_class, folder, g, **options)
+        return [f for sub in folders for f in sorted(sub.glob("*.png"))], folder
     count = n or 64
-    labels = torch.full((count,), classes[0], dtype=torch.long, device=model.device) if classes else None
+    if classes:  # one class: it names the file
+        labels = torch.full((count,), classes[0], dtype=torch.long, device=model.device)
+        kind = f"samples-{_safe(model.classes[classes[0]])}"
+    else:
+        labels, kind = drawn_labels(loaded, model, count, seed), "samples"
     with torch.no_grad():
         images = model.sample(count, labels, g, **options).float()
     from gencli.media.images import save_grid, save_images
 
     if grid:
-        print(save_grid(images, output_file(out, loaded, "samples"), max(1, round(count**0.5))))
-    else:
-        folder = output_folder(out, loaded, "samples")
-        paths = save_images(images, folder)
-        print(folder if len(paths) > 1 else paths[0])
+        path = save_grid(images, output_file(out, loaded, kind), max(1, round(count**0.5)))
+        return [path], path
+    folder = output_folder(out, loaded, kind)
+    paths = save_images(images, folder)
+    return paths, folder if len(paths) > 1 else paths[0]
 
 
 def _figure(run, model, name: str, n: int | None, pairs: list[str] | None, seed: int, out: Path | None) -> Path:

@@ -16,6 +16,8 @@ from gencli.cli.common import (
     complete_runs,
     examples,
     handle_errors,
+    print_result,
+    results_only,
     state,
 )
 from gencli.errors import UserError
@@ -71,12 +73,17 @@ def train(
                                                   help="Generated images per quality score.")] = None,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also log losses and sample grids for TensorBoard (RUN/tensorboard).",
                                               rich_help_panel=RUN_PANEL)] = False,
+    log: Annotated[Optional[str], typer.Option("--log", metavar="NAME,NAME", rich_help_panel=RUN_PANEL, show_default="none",
+                                               help="Experiment trackers to send the run to: tensorboard, mlflow, wandb, "
+                                                    "or a plugin's (`gencli plugins` lists them).")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.", rich_help_panel=SYSTEM_PANEL)] = "auto",
     precision: Annotated[Optional[str], typer.Option("--precision", help="fp32, bf16 or fp16 (autocast).", rich_help_panel=SYSTEM_PANEL,
                                                      show_default="fp32")] = None,
     compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the networks.", rich_help_panel=SYSTEM_PANEL)] = False,
     devices: Annotated[int, typer.Option("--devices", help="Processes to launch with torchrun (data parallel).", rich_help_panel=SYSTEM_PANEL)] = 1,
     sync_bn: Annotated[bool, typer.Option("--sync-bn", help="Synchronise batch norm across processes.", rich_help_panel=SYSTEM_PANEL)] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the run folder and its final losses as JSON; the progress "
+                                                          "display goes to stderr.", rich_help_panel=RUN_PANEL)] = False,
 ) -> None:
     """Train a model; writes a run directory with checkpoints, samples, a GIF and loss curves."""
     from gencli.models.hparams import parse_assignments
@@ -84,7 +91,7 @@ def train(
     if devices < 1:
         raise UserError(f"--devices must be at least 1, got {devices}")
     if devices > 1 or sync_bn:  # checked before any process is launched
-        from gencli.training.engine import check_devices, check_sync_bn, resolve_device
+        from gencli.training.device import check_devices, check_sync_bn, resolve_device
 
         target = resolve_device(device)
         check_devices(devices, target)
@@ -98,40 +105,33 @@ def train(
     for flag, value in (("--sample-every", sample_every), ("--checkpoint-every", checkpoint_every), ("--eval-every", eval_every)):
         if value is not None:
             parse_interval(value, flag)  # a bad interval is refused before any data is loaded
-    overrides = parse_assignments(set_ or [])
-    values = dict(model=model, data=data, image_size=image_size, channels=channels, epochs=epochs, steps=steps,
-                  batch_size=batch_size, lr=lr, sample_every=sample_every, checkpoint_every=checkpoint_every,
-                  source=from_run, overrides=overrides, eval_every=eval_every, eval_features=eval_features,
-                  eval_classifier=eval_classifier, eval_n=eval_n)
-    if config is not None:
-        from gencli.training.engine import merge_config_file
-
-        values = merge_config_file(values, config)
-    else:
-        values = {k: v for k, v in values.items() if v is not None}
-    # given on the command line, they win over the file; not given, the file's (or the run's on resume) stand
-    if seed is not None:
-        values["seed"] = seed
-    if precision is not None:
-        values["precision"] = precision
-    if device != "auto" or "device" not in values:
-        values["device"] = device
-    if compile_:
-        values["compile"] = True
-    if resume is None and not values.get("model"):
-        raise UserError("name a model to train (see `gencli models`), or --resume RUN")
-
     from gencli.training.engine import TrainConfig
     from gencli.training.engine import train as run_training
 
-    if resume is not None:
-        values["model"] = values.get("model") or ""
-    cfg = TrainConfig(out=out, resume=resume, sync_bn=sync_bn, tensorboard=tensorboard, quiet=state["quiet"], **values)
-    run_dir = run_training(cfg)
+    # as given: which value wins (a flag, the file, the run trained on or resumed, the model's default)
+    # is decided once, by gencli.training.settings.resolve
+    cfg = TrainConfig(model=model, data=data, image_size=image_size, channels=channels, epochs=epochs, steps=steps,
+                      batch_size=batch_size, lr=lr, seed=seed, precision=precision, device=device, compile=compile_,
+                      sample_every=sample_every, checkpoint_every=checkpoint_every, source=from_run,
+                      overrides=parse_assignments(set_ or []), eval_every=eval_every, eval_features=eval_features,
+                      eval_classifier=eval_classifier, eval_n=eval_n, config_file=config, out=out, resume=resume,
+                      sync_bn=sync_bn, tensorboard=tensorboard, log=log, quiet=state["quiet"])
+    with results_only(json_out):
+        run_dir = run_training(cfg)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one line for the run, not one per process
-        from gencli.ui.console import result
+        # a closed stdout swallows it: the run is finished all the same
+        print_result(json_out, [run_dir], run_summary(run_dir) if json_out else {})
 
-        result(str(run_dir))  # a closed stdout swallows it: the run is finished all the same
+
+def run_summary(run_dir: Path) -> dict:
+    """Return what `train --json` prints: the run folder, its status and step, and its final losses
+    (and last quality score, when it was scored while training)."""
+    from gencli.runs import Run
+
+    run = Run.open_dir(run_dir)
+    quality = [row["quality"] for row in run.metrics() if "quality" in row]
+    return {"run": str(run_dir), "model": run.model_name, "status": run.status, "step": run.step,
+            "final_losses": run.final_losses or {}, **({"quality": quality[-1]} if quality else {})}
 
 
 def _launch_torchrun(devices: int) -> None:

@@ -3,6 +3,8 @@
 Each image is resized (stretched) to the network's square size, translated in batches on the
 model's device, and written as the same file name in the output folder: at the network size, or
 resized back to the source size with ``resize_back``; optionally side by side with its input.
+With ``native_size`` a fully convolutional model (one that states a ``size_multiple``) translates
+each image alone at its own size, rounded to that multiple, and the output has the input's size.
 A source format that cannot be written (or cannot hold the channels) is written as PNG.
 An output folder that already holds one of the names is refused before anything is written:
 nothing is overwritten, as with `gencli sample`.
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from gencli.cli.common import DeviceOpt, examples, handle_errors, open_run
+from gencli.cli.common import DeviceOpt, JsonOpt, examples, handle_errors, open_run, print_result, results_only
 from gencli.errors import UserError
 
 if TYPE_CHECKING:
@@ -28,6 +30,7 @@ EPILOG = examples(
     "gencli translate RUN photos/ --to b",
     "gencli translate RUN a.jpg b.jpg --to monet --side-by-side --out pairs/",
     "gencli translate RUN scans/ --resize-back",
+    "gencli translate RUN photos/ --native-size",
 )
 
 
@@ -41,15 +44,29 @@ def translate(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder.", show_default="RUN/translated")] = None,
     side_by_side: Annotated[bool, typer.Option("--side-by-side", help="Write input | output pairs.")] = False,
     resize_back: Annotated[bool, typer.Option("--resize-back", help="Resize outputs back to each input's size.")] = False,
+    native_size: Annotated[bool, typer.Option(
+        "--native-size", help="Translate each image at its own size (fully convolutional models), not stretched to the "
+                              "training size; the output has the input's size.")] = False,
     batch_size: Annotated[Optional[int], typer.Option(
         "--batch-size", help="Images per batch.",
         show_default="16, fewer for large images on the CPU where the model asks")] = None,
     device: DeviceOpt = "auto",
+    json_out: JsonOpt = False,
 ) -> None:
     """Translate images with a trained image-to-image model."""
     if run is None:
         raise UserError("give a run and images: gencli translate RUN INPUT...; models that translate: "
                         + (", ".join(_translation_models()) or "none installed"))
+    if native_size and resize_back:
+        raise UserError("--native-size already writes each output at its input's size; drop --resize-back")
+    with results_only(json_out):
+        dest, written = _translate(run, inputs, to, out, side_by_side, resize_back, native_size, batch_size, device)
+    print_result(json_out, [f"{len(written)} image(s) written to {dest}"],
+                 {"folder": str(dest), "files": [str(p) for p in written]})
+
+
+def _translate(run, inputs, to, out, side_by_side, resize_back, native_size, batch_size, device) -> tuple[Path, list[Path]]:
+    """Translate the images; return (the output folder, the files written)."""
     from gencli.models.base import require_capability
 
     loaded, model = open_run(run, device)
@@ -66,8 +83,9 @@ def translate(
     if dest.exists() and not dest.is_dir():
         raise UserError(f"--out {str(dest)!r} is a file; give a folder")
     c, s, _ = model.image_shape
-    written = translate_paths(model, list(inputs), direction, dest, side_by_side, resize_back, batch_size, s, c, model.device)
-    print(f"{len(written)} image(s) written to {dest}")
+    written = translate_paths(model, list(inputs), direction, dest, side_by_side, resize_back, batch_size, s, c, model.device,
+                              native_size=native_size)
+    return dest, written
 
 
 def _translation_models() -> list[str]:
@@ -122,12 +140,15 @@ def translate_paths(
     channels: int | None = None,
     device: torch.device | str | None = None,
     show_progress: bool = True,
+    native_size: bool = False,
 ) -> list[Path]:
     """Translate the images of ``inputs`` (files or folders) into ``out``; return the written paths.
 
     Folders contribute the image files directly inside them, by extension. Nothing is written
     until every input has been found and checked to be a readable image. ``batch_size`` None:
     16 images a batch, or fewer where the model limits its CPU batches (``cpu_batch_pixels``).
+    ``native_size``: each image alone at its own size rounded to the model's ``size_multiple``,
+    written at the input's size.
     """
     import torch
 
@@ -144,6 +165,11 @@ def translate_paths(
     if batch_size is None:
         batch_size = model.inference_batch(16, image_size, image_size)
     device = torch.device(device) if device is not None else model.device
+    multiple = model.size_multiple if native_size else None
+    if native_size and not multiple:
+        raise UserError(f"model {model.name!r} translates at its training size only ({image_size} px); drop --native-size")
+    if native_size:
+        batch_size = 1  # images of their own sizes do not stack
     out = Path(out).expanduser()
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {str(out)!r} exists and is not a folder")
@@ -156,12 +182,15 @@ def translate_paths(
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]
             originals = [_read(item, channels) for item in chunk]
-            x = torch.stack([_resize(img, image_size, image_size) for img in originals]).to(device)
+            if multiple:
+                x = torch.stack([_resize(img, *native_shape(img.shape[-2:], multiple)) for img in originals]).to(device)
+            else:
+                x = torch.stack([_resize(img, image_size, image_size) for img in originals]).to(device)
             with torch.no_grad():
                 y = model.translate(to_float(x), direction)
             y = to_uint8(y.float()).cpu()
             for item, original, small, result in zip(chunk, originals, x.cpu(), y):
-                if resize_back:
+                if resize_back or multiple:
                     w, h = item.size
                     result, shown = _resize(result, h, w), original
                 else:
@@ -170,6 +199,12 @@ def translate_paths(
                 written.append(_write(image, item.target))
             advance(len(chunk))
     return written
+
+
+def native_shape(shape: Sequence[int], multiple: int) -> tuple[int, int]:
+    """Return (height, width) of ``shape`` each rounded to the nearest multiple of ``multiple`` (halves up; at
+    least one multiple)."""
+    return tuple(max(multiple, (side + multiple // 2) // multiple * multiple) for side in shape)  # type: ignore[return-value]
 
 
 def check_direction(model, direction: str) -> None:

@@ -166,11 +166,13 @@ def _download(url: str, part: Path, dest: Path, console=None) -> None:
     )
 
     from gencli import __version__
+    from gencli.ui.progress import bars_hidden
 
     offset = part.stat().st_size if part.exists() else 0
     stalled = 0
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), DownloadColumn(),
-                        TransferSpeedColumn(), TimeRemainingColumn(), console=console or stderr_console())
+                        TransferSpeedColumn(), TimeRemainingColumn(), console=console or stderr_console(),
+                        disable=bars_hidden())
     with progress:
         task = progress.add_task(f"downloading {dest.name}", total=None, completed=offset)
         while True:
@@ -416,6 +418,8 @@ def extract(archive: str | Path, target: str | Path, locate: Callable[[Path], Pa
     """
     from rich.progress import Progress
 
+    from gencli.ui.progress import bars_hidden
+
     archive, target = Path(archive), Path(target)
     handle, members_of, open_member = _reading(archive, lambda: _open_archive(archive))
     with handle:
@@ -428,7 +432,7 @@ def extract(archive: str | Path, target: str | Path, locate: Callable[[Path], Pa
         tmp.mkdir(parents=True)
         try:
             total_bytes = 0
-            with Progress(console=console or stderr_console(), transient=True) as progress:
+            with Progress(console=console or stderr_console(), transient=True, disable=bars_hidden()) as progress:
                 task = progress.add_task(f"extracting {archive.name}", total=len(members))
                 for member in members:
                     path = tmp.joinpath(*member.parts) if member.parts else tmp

@@ -210,6 +210,8 @@ def _decode_into(paths: list[Path], decode: Callable[[Path], tuple[np.ndarray, .
     """
     from rich.progress import Progress
 
+    from gencli.ui.progress import bars_hidden
+
     def attempt(path: Path):
         try:
             return decode(path)
@@ -221,7 +223,7 @@ def _decode_into(paths: list[Path], decode: Callable[[Path], tuple[np.ndarray, .
     kept: list[int] = []
     # Broken files in scraped sets (cats vs dogs) warn about their EXIF data on every read.
     warnings.filterwarnings("ignore", message=".*(EXIF|Truncated File Read).*", category=UserWarning)
-    show = len(paths) >= 2000 and bool(label)
+    show = len(paths) >= 2000 and bool(label) and not bars_hidden()
     with ThreadPoolExecutor(_workers()) as pool, Progress(console=stderr_console(), transient=True,
                                                           disable=not show) as progress:
         task = progress.add_task(label or "decoding", total=len(paths))

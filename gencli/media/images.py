@@ -1,9 +1,12 @@
 """Image files: grids of samples, strips, single images, and progress GIFs (imageio).
 
-Figures meant to be read are enlarged with nearest neighbour (pixels stay sharp squares) until
-they are at least ``READABLE_WIDTH`` wide, so a grid of 28 px digits is not a thumbnail, and
-carry their text (a frame's step, a column's t, a row's class) drawn with PIL's built-in font:
-no font file is needed and the same input always gives the same pixels."""
+Every picture written for a person (sample grids, strips, GIF frames, evaluation figures) is
+enlarged with nearest neighbour (pixels stay sharp squares) by one whole factor until both its
+sides are at least ``READABLE_SIDE`` and each image in a grid at least ``READABLE_IMAGE`` (a long
+strip stops where its long side would pass ``LARGEST_SIDE``), so a grid of 28 px digits is not a
+sheet of thumbnails, and carries its text (a frame's
+step, a column's t or class, a row's name) drawn with PIL's built-in font: no font file is needed
+and the same input always gives the same pixels. ``grid`` alone gives the raw tiling (TensorBoard)."""
 
 from __future__ import annotations
 
@@ -30,13 +33,28 @@ def grid(images: torch.Tensor, nrow: int, padding: int = 2, pad_value: int = 255
     return arr[:, :, 0] if c == 1 else arr
 
 
-READABLE_WIDTH = 256
+READABLE_SIDE = 256
+READABLE_WIDTH = READABLE_SIDE
+READABLE_IMAGE = 64
+LARGEST_SIDE = 4096
 TEXT_PADDING = 3
 
 
-def upscale_factor(width: int, min_width: int = READABLE_WIDTH) -> int:
+def upscale_factor(width: int, min_width: int = READABLE_SIDE) -> int:
     """Return the smallest whole factor that makes ``width`` at least ``min_width`` (1 if it already is)."""
     return max(1, -(-min_width // max(1, width)))
+
+
+def readable_factor(height: int, width: int, min_side: int = READABLE_SIDE, max_side: int = LARGEST_SIDE,
+                    image_side: int | None = None) -> int:
+    """Return the smallest whole factor that makes both sides at least ``min_side`` (and images of
+    ``image_side`` px, when given, at least ``READABLE_IMAGE``), held down so the longer side stays
+    within ``max_side`` (never below 1)."""
+    wanted = upscale_factor(min(height, width), min_side)
+    if image_side:
+        wanted = max(wanted, upscale_factor(image_side, READABLE_IMAGE))
+    room = max_side // max(1, height, width)
+    return max(1, min(wanted, room))
 
 
 def enlarge(array: np.ndarray, factor: int) -> np.ndarray:
@@ -84,18 +102,19 @@ def caption(array: np.ndarray, text: str) -> np.ndarray:
 
 
 def labelled_grid(images: torch.Tensor, nrow: int, columns: list[str] | None = None, rows: list[str] | None = None,
-                  padding: int = 2, min_width: int = READABLE_WIDTH) -> np.ndarray:
-    """Return a grid (as ``grid``) enlarged to at least ``min_width``, with a heading above each
-    column and a name left of each row, when given."""
+                  padding: int = 2, min_side: int = READABLE_SIDE) -> np.ndarray:
+    """Return a grid (as ``grid``) enlarged to at least ``min_side`` a side (``readable_factor``), with a
+    heading above each column and a name left of each row, when given."""
     base = grid(images, nrow, padding)
-    factor = upscale_factor(base.shape[1], min_width)
+    factor = readable_factor(base.shape[0], base.shape[1], min_side, image_side=min(images.shape[-2:]))
     out = enlarge(base, factor)
     n, _, h, w = images.shape
     nrow = max(1, min(nrow, n))
     cell_w, cell_h = (w + padding) * factor, (h + padding) * factor
     if columns:
         height = max(text_size(t)[1] for t in columns) + 2 * TEXT_PADDING
-        centres = [(padding * factor + i * cell_w + w * factor / 2, height / 2, t) for i, t in enumerate(columns[:nrow])]
+        centres = _apart([(padding * factor + i * cell_w + w * factor / 2, height / 2, t)
+                          for i, t in enumerate(columns[:nrow])])
         out = np.concatenate([_draw_text(_blank(height, out.shape[1], out), centres), out], axis=0)
     if rows:
         top = out.shape[0] - base.shape[0] * factor
@@ -104,6 +123,18 @@ def labelled_grid(images: torch.Tensor, nrow: int, columns: list[str] | None = N
                    for i, t in enumerate(rows)]
         out = np.concatenate([_draw_text(_blank(out.shape[0], width, out), middles, anchor="rm"), out], axis=1)
     return out
+
+
+def _apart(texts: list[tuple[float, float, str]], gap: int = 4) -> list[tuple[float, float, str]]:
+    """Return the centred headings, left to right, that keep ``gap`` pixels clear of the one before:
+    columns too narrow for every heading (a long strip) show every few."""
+    kept, right = [], -float("inf")
+    for x, y, text in texts:
+        half = text_size(text)[0] / 2
+        if x - half >= right + gap:
+            kept.append((x, y, text))
+            right = x + half
+    return kept
 
 
 def save_labelled_grid(images: torch.Tensor, path: Path, nrow: int, columns: list[str] | None = None,
@@ -124,8 +155,11 @@ def save_png(array: np.ndarray, path: Path) -> Path:
     return path
 
 
-def save_grid(images: torch.Tensor, path: Path, nrow: int) -> Path:
-    return save_png(grid(images, nrow), path)
+def save_grid(images: torch.Tensor, path: Path, nrow: int, columns: list[str] | None = None,
+              rows: list[str] | None = None) -> Path:
+    """Write images in [-1, 1] as a readable grid PNG (``labelled_grid``): enlarged, with column
+    headings and row names when given."""
+    return save_labelled_grid(images, path, nrow, columns, rows)
 
 
 def save_images(images: torch.Tensor, folder: Path, prefix: str = "sample") -> list[Path]:
@@ -150,11 +184,11 @@ def save_gif(frames: list[np.ndarray], path: Path, duration_ms: int = 400) -> Pa
 
 
 def readable_frames(frames: list[np.ndarray], captions: list[str] | None = None,
-                    min_width: int = READABLE_WIDTH) -> list[np.ndarray]:
-    """Return frames enlarged (one factor for all) to at least ``min_width``, each with its caption above."""
+                    min_side: int = READABLE_SIDE) -> list[np.ndarray]:
+    """Return frames enlarged (one factor for all, ``readable_factor``), each with its caption above."""
     if not frames:
         return []
-    factor = upscale_factor(max(f.shape[1] for f in frames), min_width)
+    factor = readable_factor(max(f.shape[0] for f in frames), max(f.shape[1] for f in frames), min_side)
     out = [enlarge(f, factor) for f in frames]
     if captions:
         out = [caption(f, text) for f, text in zip(out, captions)]
@@ -162,7 +196,7 @@ def readable_frames(frames: list[np.ndarray], captions: list[str] | None = None,
 
 
 def gif_from_pngs(pngs: list[Path], path: Path, duration_ms: int = 400, captions: list[str] | None = None,
-                  min_width: int = READABLE_WIDTH) -> Path | None:
+                  min_side: int = READABLE_SIDE) -> Path | None:
     """Build a GIF from PNG files (one frame each, in order), enlarged and captioned; None when there are none."""
     import imageio.v3 as iio
 
@@ -171,7 +205,7 @@ def gif_from_pngs(pngs: list[Path], path: Path, duration_ms: int = 400, captions
     frames = [iio.imread(read_nofollow(p) or b"", extension=".png") for p in pngs]
     if not frames:
         return None
-    return save_gif(readable_frames(frames, captions, min_width), path, duration_ms)
+    return save_gif(readable_frames(frames, captions, min_side), path, duration_ms)
 
 
 def progress_caption(step: int, steps_per_epoch: float | None = None) -> str:

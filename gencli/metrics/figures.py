@@ -40,7 +40,8 @@ def write_autoencoder_figures(ctx, folder: Path) -> list[Path]:
 
     recon = ctx.reconstructions()
     cols = len(recon.originals)
-    paths = [save_grid(torch.cat([recon.originals, recon.reconstructed]), folder / "reconstructions.png", cols)]
+    paths = [save_grid(torch.cat([recon.originals, recon.reconstructed]), folder / "reconstructions.png", cols,
+                       rows=["input", "reconstruction"])]
     model = ctx.model
     images, labels = ctx.real_images()
     if model.can("encode") and labels is not None:

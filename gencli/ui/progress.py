@@ -1,4 +1,5 @@
-"""The one progress bar of long loops (sampling steps, feature extraction, translation).
+"""The one progress bar of long loops (sampling steps, feature extraction, translation), and
+whether ``--quiet`` hides the bars drawn elsewhere (downloads, extraction, decoding).
 
 It goes to stderr, is transient, and is drawn only on a terminal and never under ``--quiet``, so
 logs, pipes and scripted runs stay clean. When another live display (the training table) is
@@ -13,6 +14,14 @@ from typing import Callable, Iterator
 
 def _ignore(k: int = 1) -> None:
     return None
+
+
+def bars_hidden() -> bool:
+    """Whether ``--quiet`` hides progress bars: every bar gencli draws (downloads, extraction, image
+    decoding, weights) asks this."""
+    from gencli.ui import console
+
+    return console.quiet
 
 
 @contextlib.contextmanager
