@@ -17,10 +17,8 @@ TEMPLATE = Path(__file__).resolve().parents[1] / "plugin_template"
 
 EPILOG = examples(
     "gencli plugins",
-    "gencli plugins --json",
     "gencli plugins new mymodel",
     "gencli plugins install gencli-mymodel",
-    "gencli plugins uninstall gencli-mymodel",
     "GENCLI_LOAD_PLUGINS=vae,gan gencli models",
 )
 
