@@ -28,7 +28,7 @@ from gencli.data.base import DataRequest, to_float
 from gencli.data.resolve import load_dataset
 from gencli.models import hparams
 from gencli.plugins import registry
-from gencli.training.engine import DEFAULT_DATA
+from gencli.training.settings import DEFAULT_DATA
 
 # name, model, image size, channels, images per call, hyperparameter overrides, sample options
 CONFIGS = [

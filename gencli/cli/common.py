@@ -324,32 +324,9 @@ def parse_labels(model, text: str | None) -> list[int] | None:
     """Return the class indices ``--label`` names: one index or name, a comma list, or ``all``."""
     if text is None:
         return None
-    if not model.conditional or model.num_classes == 0:
-        why = "was trained without labels" if model.conditional else "is not conditional"
-        able = conditional_models()
-        raise UserError(f"--label given, but model {model.name!r} {why}"
-                        + (f"; conditional models: {', '.join(able)}" if able else ""))
-    classes = model.classes
-    if text.strip().lower() == "all":
-        return list(range(len(classes)))
-    out = []
-    for item in (text.split(",") if text not in classes else [text]):
-        item = item.strip()
-        if item in classes:
-            out.append(classes.index(item))
-            continue
-        try:
-            index = int(item)
-        except ValueError:
-            from gencli.errors import did_you_mean
+    from gencli.models.labels import parse_labels as parse
 
-            raise UserError(f"unknown class {item!r}{did_you_mean(item, classes)}; classes: {', '.join(classes)}") from None
-        if not 0 <= index < len(classes):
-            raise UserError(f"label {index} is out of range: this model has {len(classes)} classes (0-{len(classes) - 1})")
-        out.append(index)
-    if not out:
-        raise UserError("--label is empty; give a class index or name, a comma list, or all")
-    return out
+    return parse(model, text)
 
 
 def one_label(model, text: str | None) -> int | None:
@@ -368,15 +345,12 @@ def drawn_labels(run: "Run", model, n: int, seed: int):
     for a run that records no counts, as one line says."""
     if not (model.conditional and model.num_classes):
         return None
-    import torch
-
-    from gencli.models.labels import draw_labels
+    from gencli.models.labels import labels_in_proportion
     from gencli.ui.console import info
 
-    counts = run.class_counts
-    info("note: no --label: classes drawn in the data's proportions" if counts else
-         "note: no --label: classes drawn uniformly (the run records no class counts)", quiet=state["quiet"])
-    return draw_labels(n, model.num_classes, counts, torch.Generator().manual_seed(seed)).to(model.device)
+    labels, note = labels_in_proportion(run, model, n, seed)
+    info(f"note: {note}", quiet=state["quiet"])
+    return labels
 
 
 def models_that(test) -> list[str]:

@@ -1,4 +1,5 @@
-"""TensorBoard logging for ``gencli train --tensorboard``: losses, quality probes and sample grids.
+"""TensorBoard logging for ``gencli train --log tensorboard`` (or ``--tensorboard``): losses, quality
+probes, sample grids, ``gencli eval`` metrics, and the hyperparameters in the HParams view.
 
 The run directory stays the record of a run (``metrics.jsonl``, ``samples/``); TensorBoard gets
 the same values under ``RUN/tensorboard/`` for live curves across runs (``tensorboard --logdir
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gencli.errors import UserError
+from gencli.loggers import Logger
 
 INSTALL = "pip install 'gencli[tensorboard]'"
 LOG_FOLDER = "tensorboard"
@@ -94,3 +96,75 @@ class TensorBoardLogger:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def hparam_values(info: dict[str, Any]) -> dict[str, Any]:
+    """The run's model, data, training settings and hyperparameters, as TensorBoard's HParams view takes them
+    (numbers, strings and booleans; anything else as JSON text)."""
+    values: dict[str, Any] = {"model": info.get("model"), "data": info.get("data")}
+    for table, prefix in (("training", "training."), ("hyperparameters", "")):
+        if isinstance(info.get(table), dict):
+            values.update({prefix + str(k): v for k, v in info[table].items()})
+    return {k: v if isinstance(v, (bool, int, float, str)) else json.dumps(v, default=str)
+            for k, v in values.items() if v is not None}
+
+
+SESSION_STATUS = {"finished": "STATUS_SUCCESS", "interrupted": "STATUS_ABORTED", "failed": "STATUS_FAILURE"}
+
+
+class TensorBoardRun(Logger):
+    """The ``tensorboard`` logger of ``--log``: writes into ``RUN/tensorboard/`` through ``TensorBoardLogger``."""
+
+    def __init__(self, run_dir: str | Path, start_step: int = 0) -> None:
+        super().__init__(Path(run_dir), start_step)
+        from gencli.fileio import sealed
+
+        sealed(self.run_dir, LOG_FOLDER, "folder")  # a link there: one line, nothing written through it
+        self.board = TensorBoardLogger.for_run(self.run_dir, start_step)
+        self.session = False
+
+    def _summary(self, summary) -> None:
+        file_writer = getattr(self.board.writer, "_get_file_writer", None)
+        if file_writer is not None:
+            file_writer().add_summary(summary)
+
+    def start(self, run_info: dict[str, Any]) -> None:
+        if run_info.get("command", "train") != "train":
+            return  # an eval adds its metrics to the run's record: the run was described when it trained
+        self.board.log_run(run_info, self.start_step)
+        from torch.utils.tensorboard.summary import hparams
+
+        # the session start alone (no experiment summary): the HParams view then lists every scalar as a metric
+        _, session_start, _ = hparams(hparam_values(run_info), {})
+        self._summary(session_start)
+        self.session = True
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        for name, value in values.items():
+            self.board.writer.add_scalar(name, float(value), step)
+
+    def images(self, step: int, name: str, grid) -> None:
+        self.board.writer.add_image(name, grid, step, dataformats="HW" if grid.ndim == 2 else "HWC")
+
+    def metrics(self, step: int, values: dict[str, float]) -> None:
+        self.board.log_metrics(step, values)
+
+    def flush(self) -> None:
+        self.board.flush()
+
+    def end(self, status: str) -> None:
+        if self.session:
+            self._summary(_session_end(SESSION_STATUS.get(status, "STATUS_FAILURE")))
+        self.board.close()
+
+
+def _session_end(status: str):
+    """The HParams plugin's session-end summary with ``status`` (a ``tensorboard.plugins.hparams.api_pb2.Status`` name)."""
+    from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+    from tensorboard.plugins.hparams import api_pb2
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData, SessionEndInfo
+
+    content = HParamsPluginData(session_end_info=SessionEndInfo(status=getattr(api_pb2, status)), version=0)
+    metadata = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="hparams",
+                                                                      content=content.SerializeToString()))
+    return Summary(value=[Summary.Value(tag="_hparams_/session_end_info", metadata=metadata)])
