@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -264,8 +265,9 @@ def _tensor_like(saved: Any, current: Any, where: Path, field: str, exact: bool 
         if not isinstance(saved, bool):
             raise _damaged(where, field, "must be true or false", saved)
     elif isinstance(current, (int, float)):
+        # a float only needs to be finite (a gradient scaler's scale grows far past 2**63); an int fits 64 bits
         if isinstance(saved, bool) or not isinstance(saved, (int, float)) or (
-                isinstance(saved, float) and saved != saved) or abs(saved) > 2**63:
+                not math.isfinite(saved) if isinstance(saved, float) else abs(saved) > 2**63):
             raise _damaged(where, field, "must be a number", saved)
         if isinstance(current, int) and not isinstance(saved, int):
             raise _damaged(where, field, "must be a whole number", saved)
