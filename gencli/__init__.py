@@ -37,6 +37,10 @@ _LAZY = {
     "hookimpl": "gencli.hookspecs",
     "UserError": "gencli.errors",
     "Run": "gencli.runs",
+    # the Python API beside the command line (docs/api.md)
+    "train": "gencli.api",
+    "sample": "gencli.api",
+    "evaluate": "gencli.api",
 }
 
 

@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch import nn
 
+import gencli
 from gencli.data.base import BatchStream, DataRequest, to_float
 from gencli.data.resolve import load_dataset
 from gencli.errors import UserError
-from gencli.runs import load_trained
 from gencli.training.engine import TrainConfig, train
 from gencli_vae.vae import VAE, VAEHyperparameters
 
@@ -68,10 +68,10 @@ def _centred_shapes_folder(root, per_class=120, size=16):
 
 def test_cvae_samples_the_class_it_is_asked_for(tmp_path):
     folder = _centred_shapes_folder(tmp_path / "centred")
-    run = train(TrainConfig(model="cvae", data=str(folder), steps=200, image_size=16, channels=1, batch_size=32,
-                            lr=2e-3, overrides={"widths": "16,32", "latent_dim": "4"}, out=tmp_path / "cvae",
-                            quiet=True, sample_every=200, checkpoint_every=200))
-    model = load_trained(str(run))
+    run = gencli.train("cvae", str(folder), steps=200, image_size=16, channels=1, batch_size=32, lr=2e-3,
+                       set={"widths": "16,32", "latent_dim": 4}, out=tmp_path / "cvae", sample_every=200,
+                       checkpoint_every=200)
+    model = run.load_model()
     assert model.classes == ["0-circle", "1-square", "2-triangle", "3-diamond", "4-ring", "5-cross"]
     real = load_dataset(str(folder), DataRequest(16, 1))
     held_out = load_dataset(str(folder), DataRequest(16, 1, "test"))
@@ -81,7 +81,7 @@ def test_cvae_samples_the_class_it_is_asked_for(tmp_path):
         assert real_acc > 0.9, "the judge itself must work"
         hits = []
         for k in range(6):
-            images = model.sample(60, torch.full((60,), k), torch.Generator().manual_seed(k))
+            images = gencli.sample(run, 60, labels=k, seed=k)
             hits.append((judge(images).argmax(1) == k).float().mean().item())
     # chance is 1/6: every class must come out far more often than that when asked for
     assert min(hits) > 0.5, hits

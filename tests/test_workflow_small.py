@@ -32,15 +32,15 @@ def _write_class_folder(root: Path, counts: dict[str, int]) -> Path:
 @pytest.fixture(scope="module")
 def cvae_run(tmp_path_factory):
     """A conditional run trained two steps on a class folder with three times as many rings as squares."""
-    from gencli.training.engine import TrainConfig, train
+    import gencli
 
     base = tmp_path_factory.mktemp("cvae")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GENCLI_DATA_DIR", str(base / "data"))
         mp.setenv("GENCLI_RUNS_DIR", str(base / "runs"))
         folder = _write_class_folder(base / "classes", {"ring": 30, "square": 10})
-        return train(TrainConfig(model="cvae", data=str(folder), steps=2, image_size=16, channels=3, batch_size=8,
-                                 overrides=TINY_CVAE, out=base / "runs" / "cvae-run", quiet=True, device="cpu"))
+        return gencli.train("cvae", str(folder), steps=2, image_size=16, channels=3, batch_size=8, set=TINY_CVAE,
+                            out=base / "runs" / "cvae-run", device="cpu").dir
 
 
 def _recording_labels(monkeypatch, run: Path) -> list:
@@ -93,6 +93,13 @@ def test_a_conditional_run_sampled_without_a_label_draws_classes_in_the_datas_pr
     # one class asked for: every image is of that class
     cli("sample", cvae_run, "--n", "5", "--label", "square", "--out", tmp_path / "squares.png")
     assert calls[-1].tolist() == [1] * 5
+    # gencli.sample draws them the same way, and takes a class by name
+    import gencli
+
+    gencli.sample(cvae_run, 40, device="cpu")
+    assert torch.equal(calls[-1], calls[0])
+    gencli.sample(cvae_run, 3, labels="square", device="cpu")
+    assert calls[-1].tolist() == [1] * 3
 
 
 def test_a_run_without_recorded_counts_draws_classes_uniformly(cli, cvae_run, monkeypatch, tmp_path):

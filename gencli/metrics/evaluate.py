@@ -59,6 +59,7 @@ def evaluate(
     seed: int = 0,
     sample_options: dict[str, Any] | None = None,
     progress: bool = True,
+    record: bool = True,
 ) -> dict[str, Any]:
     """Return the results of evaluating a run, after logging them and writing its figures.
 
@@ -66,7 +67,8 @@ def evaluate(
     command already opened, so the run is opened once. The result holds ``run``, ``model``, ``step``, ``eval`` (metric name -> value), ``settings``
     (what produced them), ``applied`` (the keys of ``settings`` that shaped these numbers) and
     ``figures`` (paths written). ``label`` is a class index and ``sample_options`` the model's
-    checked eval options (`gencli eval --set`).
+    checked eval options (`gencli eval --set`). ``record=False`` leaves the results out of
+    ``metrics.jsonl`` and the run's loggers (the figures are still written).
     """
     from gencli.data.resolve import load_dataset
     from gencli.metrics.context import EvalContext
@@ -124,7 +126,11 @@ def evaluate(
         "data": spec, "split": split, "metrics": [name for name, _ in chosen], "step": model.step,
         **ctx.settings(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    append_eval_line(run, results, settings)
+    if record:
+        append_eval_line(run, results, settings)
+        from gencli.loggers import send_eval
+
+        send_eval(run_dir, run.info, model.step, results)  # to the loggers the run trained with (run.json)
     out = {"run": str(run_dir), "model": model.name, "step": model.step, "eval": results, "settings": settings,
            "applied": ctx.applied_settings(), "figures": [str(p) for p in written]}
     if per_class:

@@ -10,15 +10,15 @@ import torch
 from metrics_helpers import ConvFeatures, save_torchscript
 from torch import nn
 
+import gencli
 from gencli.errors import UserError
 from gencli.metrics import inception
-from gencli.training.engine import TrainConfig, train
 
 
 def _train(root, model):
-    return train(TrainConfig(model=model, data="shapes", steps=4, image_size=16, channels=3, batch_size=16,
-                             overrides={"widths": "8,16", "latent_dim": "4"}, out=root / "run", quiet=True,
-                             sample_every=4, checkpoint_every=4, device="cpu"))
+    return gencli.train(model, "shapes", steps=4, image_size=16, channels=3, batch_size=16,
+                        set={"widths": "8,16", "latent_dim": 4}, out=root / "run", sample_every=4, checkpoint_every=4,
+                        device="cpu").dir
 
 
 @pytest.fixture(scope="module")
