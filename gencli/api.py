@@ -62,9 +62,9 @@ def sample(run_or_ref, n: int = 64, *, labels=None, seed: int = 0, options: Mapp
     """
     import torch
 
-    from gencli.cli.common import check_count
     from gencli.models.base import require_capability
     from gencli.models.labels import labels_in_proportion
+    from gencli.runs.values import check_count
     from gencli.training.settings import check_flag
 
     check_flag("seed", seed)
@@ -93,8 +93,9 @@ def evaluate(run_or_ref, metrics: str | Sequence[str] | None = None, *, n: int |
     options (``--set``). The results are appended to the run's ``metrics.jsonl`` (``Run.evaluations()``)
     unless ``record=False``.
     """
-    from gencli.cli.common import check_count, inference_device
     from gencli.metrics.evaluate import evaluate as run_evaluation
+    from gencli.runs.values import check_count
+    from gencli.training.threads import inference_device
 
     names = [m.strip() for m in metrics.split(",")] if isinstance(metrics, str) else metrics
     n = 10_000 if n is None else n
@@ -108,10 +109,9 @@ def evaluate(run_or_ref, metrics: str | Sequence[str] | None = None, *, n: int |
     kwargs = _options(cls, cls.eval_options(), options, "eval")
     index = None
     if label is not None:
-        from gencli.cli.eval import _LabelProbe
-        from gencli.models.labels import parse_labels
+        from gencli.models.labels import LabelProbe, parse_labels
 
-        probe = _LabelProbe(cls, run.classes)
+        probe = LabelProbe(cls, run.classes)
         chosen = parse_labels(probe, str(label))
         if len(chosen) != 1:
             raise UserError(f"label names {len(chosen)} classes here; evaluate takes one")
@@ -142,7 +142,7 @@ def _run(run_or_ref):
 
 
 def _open(run_or_ref, device: str):
-    from gencli.cli.common import inference_device
+    from gencli.training.threads import inference_device
 
     run = _run(run_or_ref)
     return run, run.load_model(device=inference_device(device))

@@ -164,7 +164,7 @@ def keep_torch_threads():
 
 
 def test_inference_commands_take_one_thread_per_free_core_too(monkeypatch, keep_torch_threads):
-    from gencli.cli.common import inference_device
+    from gencli.training.threads import inference_device
 
     _fake_counters(monkeypatch, [1.0])
     assert inference_device("cpu") == "cpu" and torch.get_num_threads() == 1

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from gencli.errors import Interrupted, UserError
+from gencli.runs.values import check_count  # noqa: F401 - the commands take it from here
+from gencli.training.threads import inference_device
 
 if TYPE_CHECKING:
     from gencli.runs import Run
@@ -207,20 +209,6 @@ LabelOpt = Annotated[Optional[str], typer.Option(
 
 
 # ------------------------------------------------------------------ runs and outputs
-def inference_device(device: str = "auto") -> str:
-    """Resolve ``--device``; on the CPU also take one thread per free core, as training does.
-
-    Sampling, translating and evaluating on a shared machine suffer from torch's one thread per
-    core as much as training does (``gencli.training.threads``); ``gencli --threads N`` still wins.
-    """
-    from gencli.training.device import resolve_device
-    from gencli.training.threads import ThreadPolicy
-
-    resolved = resolve_device(device)
-    ThreadPolicy.start(resolved.type)
-    return str(resolved)
-
-
 def open_run(ref: str, device: str = "auto") -> tuple["Run", Any]:
     """Return (run, its trained model on ``device``); a model name picks its latest run, which is named
     in one line (with its status and step when it did not finish)."""
@@ -282,14 +270,6 @@ def _check_parent(out: Path) -> None:
             if not os.access(parent, os.W_OK):
                 raise UserError(f"--out {str(out)!r}: cannot write in {str(parent)!r} (permission denied)")
             return
-
-
-def check_count(n: int, what: str = "--n", limit: int = 100_000) -> None:
-    """Refuse counts below 1, and counts too large to hold, before anything is allocated."""
-    if n < 1:
-        raise UserError(f"{what} must be at least 1, got {n}")
-    if n > limit:
-        raise UserError(f"{what} {n} is more than gencli writes in one command ({limit:,}); run it in parts")
 
 
 # ------------------------------------------------------------------ results

@@ -94,7 +94,9 @@ def eval_(
     options = model_options(cls, cls.eval_options(), set_, "eval")
     index = None
     if label is not None:
-        probe = _LabelProbe(cls, run.classes)
+        from gencli.models.labels import LabelProbe
+
+        probe = LabelProbe(cls, run.classes)
         index = one_label(probe, label)
     result = evaluate(run, names, n, data, split or "test", batch_size, inference_device(device), fid_weights,
                       features, classifier, index, seed, sample_options=options)
@@ -132,13 +134,6 @@ def _score_folders(runs: list[str], real: str | None, fake: str | None, names: l
         print(json.dumps(result, indent=2, default=str))
     else:
         render_result(result)
-
-
-class _LabelProbe:
-    """What the label parser reads of a model, known before the model is built."""
-
-    def __init__(self, cls: type, classes: list[str]) -> None:
-        self.name, self.conditional, self.classes, self.num_classes = cls.name, cls.conditional, classes, len(classes)
 
 
 # ------------------------------------------------------------------ rendering

@@ -103,3 +103,10 @@ def labels_in_proportion(run, model, n: int, seed: int) -> tuple[torch.Tensor | 
     note = ("no --label: classes drawn in the data's proportions" if counts else
             "no --label: classes drawn uniformly (the run records no class counts)")
     return draw_labels(n, model.num_classes, counts, torch.Generator().manual_seed(seed)).to(model.device), note
+
+
+class LabelProbe:
+    """What the label parser reads of a model, known before the model is built."""
+
+    def __init__(self, cls: type, classes: list[str]) -> None:
+        self.name, self.conditional, self.classes, self.num_classes = cls.name, cls.conditional, classes, len(classes)

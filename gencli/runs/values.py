@@ -184,3 +184,11 @@ def parse_interval(value: int | str, option: str = "interval") -> tuple[str, int
         got = shown_number(count) if isinstance(value, int) or count < 10**20 else f"a number of {len(digits):,} digits"
         raise UserError(f"{option} must be at most {limit:,}{words}, got {got}")
     return unit, count
+
+
+def check_count(n: int, what: str = "--n", limit: int = 100_000) -> None:
+    """Refuse counts below 1, and counts too large to hold, before anything is allocated."""
+    if n < 1:
+        raise UserError(f"{what} must be at least 1, got {n}")
+    if n > limit:
+        raise UserError(f"{what} {n} is more than gencli writes in one command ({limit:,}); run it in parts")

@@ -236,3 +236,17 @@ def _within(busy: float | None, cores: int, cpus: int) -> float:
 
 def _cores(n: int) -> str:
     return f"{n} core" if n == 1 else f"{n} cores"
+
+
+def inference_device(device: str = "auto") -> str:
+    """Resolve ``--device``; on the CPU also take one thread per free core, as training does.
+
+    Sampling, translating and evaluating on a shared machine suffer from torch's one thread per
+    core as much as training does (``gencli.training.threads``); ``gencli --threads N`` still wins.
+    """
+    from gencli.training.device import resolve_device
+    from gencli.training.threads import ThreadPolicy
+
+    resolved = resolve_device(device)
+    ThreadPolicy.start(resolved.type)
+    return str(resolved)
