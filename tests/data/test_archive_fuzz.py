@@ -126,3 +126,66 @@ def test_a_stale_extraction_folder_of_a_dead_process_is_removed_on_the_next_extr
     assert (tmp_path / "dataset" / "train" / "1.jpg").read_bytes() == b"x"
     assert not stale.exists()
     assert alive.is_dir()
+
+
+# ------------------------------------------------------------------ mutation fuzz of archive headers
+# Beyond the crafted rows above: any byte of a small archive's headers (tar's 512-byte header
+# blocks, zip's local and central directory records) overwritten with any value must end in a
+# complete extraction or one UserError, never another exception, and nothing may appear outside
+# the target folder.
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_ZIP = make_zip({"d/train/a.jpg": b"a" * 700, "d/train/b.jpg": b"b" * 90})
+
+
+def _plain_tar() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in {"d/train/a.jpg": b"a" * 700, "d/train/b.jpg": b"b" * 90}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+_PLAIN_TAR = _plain_tar()
+
+
+def _header_offsets(kind: str) -> list[int]:
+    """Byte offsets of the archive's headers, where a mutation reaches the parser rather than data."""
+    if kind == "tar":  # each member's header block: 512 bytes before its data
+        return list(range(0, 512)) + list(range(1536, 2048))
+    data = _ZIP
+    offsets = []
+    for sig in (b"PK\x03\x04", b"PK\x01\x02", b"PK\x05\x06"):
+        start = 0
+        while (at := data.find(sig, start)) >= 0:
+            offsets.extend(range(at, min(at + 46, len(data))))
+            start = at + 1
+    return offsets
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kind=st.sampled_from(["tar", "zip"]), picks=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)),
+                                                            min_size=1, max_size=6))
+def test_any_mutation_of_an_archive_header_is_extracted_or_one_user_error(tmp_path_factory, kind, picks):
+    original = _PLAIN_TAR if kind == "tar" else _ZIP
+    offsets = _header_offsets(kind)
+    data = bytearray(original)
+    for index, value in picks:
+        data[offsets[index % len(offsets)]] = value
+    root = tmp_path_factory.mktemp("fuzz")
+    work = root / "work"
+    work.mkdir()
+    archive = root / ("d.tar" if kind == "tar" else "d.zip")
+    archive.write_bytes(bytes(data))
+    try:
+        extract(archive, work / "dataset")
+    except UserError as exc:
+        assert "\n" not in str(exc)
+        assert sorted(p.name for p in work.iterdir()) == []
+    else:
+        for path in (work / "dataset").rglob("*"):
+            assert path.resolve().is_relative_to((work / "dataset").resolve())
+    assert sorted(p.name for p in root.iterdir()) == sorted([archive.name, "work"])
