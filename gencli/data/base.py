@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 import torch
 import torch.nn.functional as F
 
-from gencli.data.local import data_root  # noqa: F401 - defined without torch, for the dataset listing
+from gencli.data.roots import data_root  # noqa: F401 - defined without torch, for the dataset listing
 from gencli.errors import UserError
 from gencli.registry import DataKind
 

@@ -36,7 +36,7 @@ _SUFFIX = {"uint8": "u8", "int64": "i64"}
 
 def prepared_root() -> Path:
     """Return the folder that holds prepared entries (``GENCLI_DATA_DIR/prepared``)."""
-    from gencli.data.local import data_root
+    from gencli.data.roots import data_root
 
     return data_root() / "prepared"
 

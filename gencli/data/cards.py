@@ -75,7 +75,7 @@ def _prepared_by_dataset() -> dict[str, list[dict]]:
 def _storage(spec: DatasetSpec, prepared: dict[str, list[dict]]) -> dict[str, Any]:
     """Return where ``spec`` lives on disk, how much it takes and whether it is there."""
     from gencli.data.download import completeness, disk_usage
-    from gencli.data.local import data_root
+    from gencli.data.roots import data_root
 
     root = data_root()
     folder, downloads = root / spec.name, root / "downloads" / spec.name
@@ -101,7 +101,7 @@ def _found(spec: DatasetSpec, in_cache: bool) -> tuple[str, str | None]:
     if local is not None:
         return local[0], str(local[1])
     if in_cache and spec.info.get("local_format") is None:
-        from gencli.data.local import data_root
+        from gencli.data.roots import data_root
 
         return "cache", str(data_root() / spec.name)
     return "not present", None
@@ -137,7 +137,7 @@ def dataset_card(spec: DatasetSpec) -> dict:
     storage = _storage(spec, _prepared_by_dataset())
     card = {"name": spec.name, "kind": KIND_NAMES.get(spec.kind, spec.kind), "summary": spec.summary}
     card.update(spec.info)
-    from gencli.data.local import data_root
+    from gencli.data.roots import data_root
 
     card.update({"plugin": spec.plugin, "data_dir": str(data_root()), "location": storage["location"],
                  "cached": storage["cached"], "found": storage["found"], "found_at": storage["found_at"],

@@ -13,28 +13,9 @@ and only then downloaded. No torch at import time (the dataset listing uses this
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-SYSTEM_DATASETS = "/usr/share/datasets"
-SYSTEM_ENV = "GENCLI_SYSTEM_DATASETS"
-PATH_ENV = "GENCLI_DATASET_PATH"
-
-
-def data_root() -> Path:
-    """Return the dataset cache directory (``GENCLI_DATA_DIR``, default ``~/.cache/gencli/data``)."""
-    root = os.environ.get("GENCLI_DATA_DIR")
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "gencli" / "data"
-
-
-def system_root() -> Path:
-    """Return the system dataset folder (``GENCLI_SYSTEM_DATASETS``, default ``/usr/share/datasets``)."""
-    return Path(os.environ.get(SYSTEM_ENV) or SYSTEM_DATASETS).expanduser()
-
-
-def search_path() -> list[Path]:
-    """Return the folders of ``GENCLI_DATASET_PATH``, in order (empty entries are ignored)."""
-    return [Path(p).expanduser() for p in os.environ.get(PATH_ENV, "").split(os.pathsep) if p.strip()]
+from gencli.data.roots import PATH_ENV, SYSTEM_DATASETS, SYSTEM_ENV, data_root, search_path, system_root  # noqa: F401 - names of this module
 
 
 def candidates(name: str) -> list[tuple[str, Path]]:

@@ -116,7 +116,15 @@ def declared_capabilities(declarations: type) -> list[str]:
     if offers is not None:
         return [c for c in CAPABILITIES if c in offers]
     if hasattr(declarations, "train_step"):  # a Model subclass: its methods say
-        from gencli.models.base import capabilities
-
-        return capabilities(declarations)
+        return [c for c in CAPABILITIES if overrides(declarations, CAPABILITIES[c])]
     return []
+
+
+def overrides(cls: type, methods: tuple[str, ...]) -> bool:
+    """Whether ``cls`` overrides each of ``methods`` below the base class that first declares it
+    (``Model``, whose versions only raise)."""
+    def overridden(method: str) -> bool:
+        defining = [k for k in cls.__mro__ if method in vars(k)]
+        return len(defining) > 1 and defining[0] is not defining[-1]
+
+    return all(overridden(m) for m in methods)
