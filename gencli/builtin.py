@@ -1,4 +1,4 @@
-"""The core's own plugin: built-in datasets and metrics, registered like any other plugin's."""
+"""The core's own plugin: built-in datasets, metrics and loggers, registered like any other plugin's."""
 
 from gencli.hookspecs import hookimpl
 from gencli.registry import DatasetSpec
@@ -66,3 +66,18 @@ _CORE_DATASETS = [
                      "images": "50,000 train / 10,000 test", "resolution": "32x32, 3 channels",
                      "citation": "Krizhevsky 2009, Learning multiple layers of features from tiny images"}),
 ]
+
+
+@hookimpl
+def gencli_register_loggers():
+    from gencli.registry import LoggerSpec
+
+    return [
+        LoggerSpec("tensorboard", "losses, quality, sample grids, eval metrics and HParams in RUN/tensorboard",
+                   "gencli.training.tensorboard:TensorBoardRun", requires=("tensorboard",),
+                   install="pip install 'gencli[tensorboard]'"),
+        LoggerSpec("mlflow", "MLflow run (local file store RUN/mlflow, or MLFLOW_TRACKING_URI)",
+                   "gencli.loggers.mlflow:MlflowLogger", requires=("mlflow",), install="pip install 'gencli[mlflow]'"),
+        LoggerSpec("wandb", "Weights & Biases run, offline in RUN/wandb unless WANDB_MODE says otherwise",
+                   "gencli.loggers.wandb:WandbLogger", requires=("wandb",), install="pip install 'gencli[wandb]'"),
+    ]

@@ -30,6 +30,11 @@ def gencli_register_metrics():
 
 
 @hookspec
+def gencli_register_loggers():
+    """Return a list of ``LoggerSpec`` for the experiment trackers ``gencli train --log`` can send a run to."""
+
+
+@hookspec
 def gencli_register_commands(app):
     """Add commands to the Typer ``app`` (decorate functions with ``@app.command()``).
 

@@ -126,3 +126,23 @@ class MetricSpec:
 
     def load(self):
         return load_target(self.target)
+
+
+@dataclass(frozen=True)
+class LoggerSpec:
+    """An experiment tracker for ``gencli train --log NAME``. ``target`` names a ``gencli.loggers.Logger``
+    subclass (or a factory taking the same arguments), imported only when the logger is chosen.
+
+    ``requires`` names the modules it imports (checked, not imported, before any data is loaded) and
+    ``install`` says how to get them: a missing one ends the command in one line with that advice.
+    """
+
+    name: str
+    summary: str
+    target: str
+    requires: tuple[str, ...] = ()
+    install: str = ""
+    plugin: str = ""
+
+    def load(self):
+        return load_target(self.target)
