@@ -20,6 +20,8 @@ the contract expects. The checks:
   ``UserError`` naming the key, through the same path as ``gencli train --set``.
 - ``check_builds``: at a few candidate sizes, and with 1 and 3 channels, the model either builds
   and takes one training step, or refuses with a ``UserError``; it builds at one size at least.
+- ``check_per_example_noise``: a train step as process 2 of 2 on half a batch advances torch's
+  generator exactly as one process on the whole batch (per-example noise through ``self.randn``).
 - ``check_training``: ``gencli.training.engine.train`` runs a few steps on built-in shapes written
   to an image folder; every logged loss is finite; samples, GIF, loss plot and checkpoint exist.
 - ``check_checkpoint``: ``gencli.load_run`` gives back exactly the saved weights, in eval mode,
@@ -464,6 +466,54 @@ def check_builds(model: str | type, settings: Settings | None = None,
         fail(cls.name, "built at none of the sizes " + ", ".join(map(str, sizes)) + "; "
              + "; ".join(sorted(set(report.refused.values()))))
     return report
+
+
+@contained
+def check_per_example_noise(model: str | type, settings: Settings | None = None, batch_size: int = 8) -> None:
+    """A train step as process 2 of 2 on half a batch must advance torch's generator exactly as
+    one process on the whole batch does.
+
+    The contract draws per-example noise through ``Model.randn`` / ``randn_like`` / ``rand`` /
+    ``randint`` (or ``noise=self`` in ``gencli.nn``'s blocks): each process draws the whole
+    global batch's noise and keeps its rows, so every process stays in step with the one a
+    single-process run would have. A ``torch.randn(n, ...)`` of the local batch draws half as
+    much on each of two processes and the generators drift apart, which this catches without
+    starting any process. Dropout draws its masks per element inside torch and cannot be split
+    so; the check sets dropout rates to 0 (a model with dropout is not data-parallel exact).
+    """
+    import torch
+    from torch import nn
+
+    from gencli.data.base import Batch
+
+    settings = settings or Settings()
+    cls = model_class(model)
+    size, channels = training_size(cls, settings)
+    classes = [f"class{i}" for i in range(2)] if cls.data == "labelled" or cls.conditional else None
+    batch = random_batch(cls, size, channels, n=batch_size, classes=2, device=settings.device)
+    half = Batch(*(None if t is None else t[: batch_size // 2] for t in (batch.images, batch.labels, batch.targets)))
+    states = []
+    for world_size, rank, data in ((1, 0, batch), (2, 1, half)):
+        torch.manual_seed(settings.seed)
+        model_obj = cls(hyperparameters(cls, overrides_for(cls, settings)), (channels, size, size), classes,
+                        device=settings.device)
+        model_obj.rank, model_obj.world_size = rank, world_size
+        for net in model_obj.nets.values():
+            for module in net.modules():
+                if isinstance(module, nn.modules.dropout._DropoutNd):
+                    module.p = 0.0
+        model_obj.train()
+        torch.manual_seed(settings.seed + 1)
+        steps = model_obj.batches_per_step
+        _contract_call(cls.name, "train_step", "takes a step as process 2 of 2", model_obj.train_step,
+                       [data] * steps if steps > 1 else data)
+        cuda = [torch.cuda.get_rng_state()] if torch.device(settings.device).type == "cuda" else []
+        states.append([torch.get_rng_state(), *cuda])
+    if not all(torch.equal(a, b) for a, b in zip(*states)):
+        fail(cls.name, "a train step as process 2 of 2 on half the batch drew a different amount of randomness "
+                       "from torch's generator than one process on the whole batch, so data-parallel runs drift "
+                       "from single-process ones; draw per-example noise through self.randn / self.randn_like / "
+                       "self.rand / self.randint (and pass noise=self to gencli.nn's losses and augmentations)")
 
 
 def _check_losses(name: str, losses: Any, where: str) -> None:
@@ -1011,6 +1061,7 @@ def check_model(model: str | type, image_size: int | None = None, channels: int 
         timed("hyperparameters", check_hyperparameters, name, settings)
         built = timed("builds", check_builds, name, settings, sizes)
         report.built, report.refused = built.built, built.refused
+        timed("noise", check_per_example_noise, name, settings)
         report.run_dir = timed("training", check_training, name, settings)
         timed("checkpoint", check_checkpoint, report.run_dir, settings)
         report.capabilities = timed("capabilities", check_capabilities, report.run_dir, settings)
@@ -1020,6 +1071,7 @@ def check_model(model: str | type, image_size: int | None = None, channels: int 
 
 __all__ = [
     "CANDIDATE_SIZES", "ConformanceError", "Report", "Settings", "check_builds", "check_capabilities",
-    "check_checkpoint", "check_declarations", "check_hyperparameters", "check_model", "check_plugin",
+    "check_checkpoint", "check_declarations", "check_hyperparameters", "check_model", "check_per_example_noise",
+    "check_plugin",
     "check_resume", "check_training", "registered", "write_dataset",
 ]

@@ -131,6 +131,11 @@ def test_trains_loads_and_offers_its_capabilities(name, runs):
     testing.check_capabilities(run_dir)
 
 
+@pytest.mark.parametrize("name", MODELS)
+def test_draws_per_example_noise_as_one_process_would(name, runs):
+    testing.check_per_example_noise(name, runs.settings(name))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS)
 def test_resume_is_exact(name, runs):
@@ -245,6 +250,31 @@ def test_the_kit_names_the_rule_a_model_breaks(tmp_path, cls, check, message):
         else:
             testing.check_resume(cls, settings=settings)
     assert message in str(caught.value)
+
+
+class NoisyCodes(Tiny):
+    """Trains on noisy codes, drawn per example as the contract asks."""
+
+    def noise(self, codes):
+        return self.randn_like(codes)
+
+    def train_step(self, batch):
+        with self.autocast():
+            codes = self.encode(batch.images)
+            loss = (self.decode(codes + 0.1 * self.noise(codes)) - batch.images).pow(2).mean()
+        self.optimize("ae", loss)
+        return {"loss": loss.detach()}
+
+
+class DrawsLocalNoise(NoisyCodes):
+    def noise(self, codes):
+        return torch.randn_like(codes)
+
+
+def test_the_kit_requires_per_example_noise_through_the_model():
+    testing.check_per_example_noise(NoisyCodes)
+    with pytest.raises(testing.ConformanceError, match=r"draw per-example noise through self\.randn"):
+        testing.check_per_example_noise(DrawsLocalNoise)
 
 
 def test_the_kit_refuses_a_crash_where_a_user_error_belongs():

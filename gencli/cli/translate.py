@@ -271,26 +271,11 @@ def _output_name(source: Path, channels: int) -> str:
 
 
 def _open_image(path: Path):
-    """Return ``path`` opened by PIL; an image over PIL's pixel limit (its decompression-bomb error, or its
-    warning, which this turns into the same refusal) is refused in one line naming its size."""
-    import warnings
+    """Return ``path`` opened by the one image reader (``gencli.data.images``): an image over the
+    pixel cap is refused in one line naming its size."""
+    from gencli.data.images import open_image
 
-    from PIL import Image
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            return Image.open(path)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            pass
-    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-    try:
-        with Image.open(path) as img:  # reads the header only, to say the size
-            w, h = img.size
-    finally:
-        Image.MAX_IMAGE_PIXELS = limit
-    raise UserError(f"image {str(path)!r} is {w:,}x{h:,} pixels, more than the {limit:,} pixels gencli decodes "
-                    "(a decompression bomb, or a photo to scale down first)")
+    return open_image(path)
 
 
 def _check_readable(path: Path) -> None:

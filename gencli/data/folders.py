@@ -36,6 +36,7 @@ import torch
 from gencli.data.base import DataRequest, ImageData
 from gencli.data.cache import CacheKey, fingerprint, prepared
 from gencli.data.download import say, stderr_console, unwrap
+from gencli.data.images import UnreadableImage, open_image
 from gencli.errors import UserError
 from gencli.registry import DataKind
 
@@ -44,9 +45,6 @@ IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".
 PAIRED_RATIO = (1.8, 2.2)
 DECODE_CHUNK = 256
 
-
-class UnreadableImage(UserError):
-    """An image file that cannot be decoded (empty, truncated, not really an image)."""
 
 
 @dataclass
@@ -106,10 +104,8 @@ def _open(path: Path, channels: int, need: Callable[[int, int], tuple[int, int]]
     The image is at least ``need(width, height)`` where the file allows: JPEG decodes at 1/2,
     1/4 or 1/8 scale directly, much faster when shrinking a lot.
     """
-    from PIL import Image
-
     mode = "L" if channels == 1 else "RGB"
-    with Image.open(path) as img:
+    with open_image(path) as img:
         full = img.size
         img.draft(mode, need(*full))
         return img.convert(mode), full
@@ -135,11 +131,11 @@ def _to_chw(img) -> np.ndarray:
 
 
 def _read(path: Path, work: Callable):
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     try:
-        return work()
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
+        return work()  # an image over the pixel cap is refused by open_image in its own words
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise UnreadableImage(f"cannot read image {str(path)!r}: {exc}") from None
 
 

@@ -9,7 +9,6 @@ fewer; ``latents`` + ``generate`` (deterministic DDIM from the initial noise) gi
 
 from __future__ import annotations
 
-import copy
 from typing import Any, ClassVar
 
 import torch
@@ -23,8 +22,8 @@ from gencli.models.base import (
     ExportSpec,
     Model,
     TensorSpec,
-    ema_update,
 )
+from gencli.nn.ema import ema_copy, ema_decay_at, ema_update
 from gencli_diffusion.declarations import (  # noqa: F401 - declared apart from the networks
     DDPMDeclarations,
     DDPMHyperparameters,
@@ -49,12 +48,6 @@ SAMPLERS = ("ddim", "ddpm")
 def diffusion_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Return the simplified DDPM objective: mean squared error to the target (Ho et al. eq. 14)."""
     return F.mse_loss(prediction.float(), target)
-
-
-def ema_decay_at(step: int, decay: float) -> float:
-    """Return the EMA decay to use after ``step`` updates: ramped up as (1 + n) / (10 + n) so that
-    short runs already sample from trained weights, capped at ``decay``."""
-    return min(decay, (1 + step) / (10 + step))
 
 
 # ---------------------------------------------------------------------------- the model
@@ -84,7 +77,7 @@ class DDPM(DDPMDeclarations, Model):
         self.schedule = NoiseSchedule.named(hp.schedule, hp.timesteps, hp.beta_start, hp.beta_end).to(self.device)
         unet = UNet(self.channels, hp.base_width, tuple(hp.channel_mults), hp.res_blocks, tuple(hp.attention_levels),
                     hp.dropout, self.num_classes, hp.attention_heads)
-        ema = copy.deepcopy(unet).requires_grad_(False).eval()
+        ema = ema_copy(unet).eval()
         return {"unet": unet, "ema": ema}
 
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -106,13 +99,13 @@ class DDPM(DDPMDeclarations, Model):
     def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         x0 = batch.images
         n = len(x0)
-        t = torch.randint(0, self.schedule.timesteps, (n,), device=x0.device)
-        noise = torch.randn_like(x0)
+        t = self.randint(0, self.schedule.timesteps, (n,))
+        noise = self.randn_like(x0)
         x_t = self.schedule.q_sample(x0, t, noise)
         labels = None
         if self.num_classes and batch.labels is not None:
             # Label dropout: the null label teaches the same network the unconditional prediction.
-            drop = torch.rand(n, device=x0.device) < self.hp.label_dropout
+            drop = self.rand(n) < self.hp.label_dropout
             labels = torch.where(drop, torch.full_like(batch.labels, self.num_classes), batch.labels)
         target = noise if self.hp.prediction == "epsilon" else self.schedule.v_target(x0, t, noise)
         with self.autocast():

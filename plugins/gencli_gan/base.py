@@ -27,13 +27,13 @@ from torch import nn
 
 from gencli.data.base import Batch
 from gencli.errors import UserError
-from gencli.models.base import ExportedNetwork, ExportSpec, Model, TensorSpec, ema_update
-from gencli.nn.gan import (
+from gencli.models.base import ExportedNetwork, ExportSpec, Model, TensorSpec
+from gencli.nn.augment import diff_augment
+from gencli.nn.ema import ema_decay_at, ema_update
+from gencli.nn.losses import (
     add_instance_noise,
-    diff_augment,
     discriminator_loss,
     discriminator_score,
-    ema_decay_at,
     generator_loss,
     instance_noise_std,
     smoothed_target,
@@ -97,14 +97,14 @@ class GAN(Model):
 
     # -- pieces of the train step
     def draw_z(self, n: int) -> torch.Tensor:
-        """Return latent vectors z ~ N(0, I) from the global generator, on the model's device."""
-        return torch.randn(n, self.hp.z_dim, device=self.device)
+        """Return latent vectors z ~ N(0, I), this process's rows of the global batch's draw."""
+        return self.randn(n, self.hp.z_dim)
 
     def d_input(self, x: torch.Tensor, noise_std: float) -> torch.Tensor:
         """Return images as D sees them: augmented (when asked), then with instance noise."""
         if self.hp.augment:
-            x = diff_augment(x, self.hp.augment)
-        return add_instance_noise(x, noise_std)
+            x = diff_augment(x, self.hp.augment, noise=self)
+        return add_instance_noise(x, noise_std, noise=self)
 
     def discriminator_penalty(self, real_in: torch.Tensor, fake_in: torch.Tensor, labels, logs: dict) -> torch.Tensor | None:
         """Return an extra term for D's loss (WGAN-GP's penalty), logging it in ``logs``; None for none."""

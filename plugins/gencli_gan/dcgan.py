@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gencli.nn.gan import ema_copy, init_normal, sn_conv2d, sn_embedding, sn_linear
+from gencli.nn.ema import ema_copy
+from gencli.nn.layers import init_normal, sn_conv2d, sn_embedding, sn_linear
 from gencli_gan.base import (
     GAN,
     check_doubling_size,

@@ -52,7 +52,7 @@ class AdversarialHyperparameters(Hyperparameters):
         require(self.instance_noise >= 0, f"instance_noise must be >= 0, got {self.instance_noise}")
         require(self.instance_noise_steps >= 1, f"instance_noise_steps must be at least 1, got {self.instance_noise_steps}")
         require(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        from gencli.nn.gan import parse_augment_policy  # checked when a run is set up, never for a listing
+        from gencli.nn.augment import parse_augment_policy  # checked when a run is set up, never for a listing
 
         try:
             parse_augment_policy(self.augment)

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from gencli.errors import UserError
-from gencli.nn.gan import ema_copy
+from gencli.nn.ema import ema_copy
 from gencli_gan.base import GAN
 from gencli_gan.declarations import (  # noqa: F401 - declared apart from the networks
     MLPArchitecture,

@@ -22,14 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gencli.nn.gan import (
-    discriminator_loss,
-    discriminator_score,
-    ema_copy,
-    generator_loss,
-    sn_conv2d,
-    sn_linear,
-)
+from gencli.nn.ema import ema_copy
+from gencli.nn.layers import sn_conv2d, sn_linear
+from gencli.nn.losses import discriminator_loss, discriminator_score, generator_loss
 from gencli_gan.base import (
     GAN,
     check_doubling_size,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from gencli.nn.gan import gradient_penalty
+from gencli.nn.losses import gradient_penalty
 from gencli_gan.dcgan import DCGAN
 from gencli_gan.declarations import (  # noqa: F401 - declared apart from the networks
     WGANDeclarations,
@@ -70,6 +70,6 @@ class WGANGP(WGANGPDeclarations, DCGAN):
         if self.hp.lambda_gp == 0:
             return None
         D = self.nets["D"]
-        gp = gradient_penalty(lambda x: D(x, labels), real_in, fake_in)
+        gp = gradient_penalty(lambda x: D(x, labels), real_in, fake_in, noise=self)
         logs["gp"] = gp.detach()
         return self.hp.lambda_gp * gp

@@ -45,9 +45,10 @@ from gencli.models.base import (
     ExportSpec,
     Model,
     TensorSpec,
-    ema_update,
 )
-from gencli.nn.gan import ema_copy, nonsaturating_d_loss, nonsaturating_g_loss, r1_penalty
+from gencli.nn.ema import ema_copy, ema_decay_for_half_life, ema_update
+from gencli.nn.losses import nonsaturating_d_loss, nonsaturating_g_loss, r1_penalty
+from gencli.nn.noise import Noise, noise_for
 from gencli_stylegan.declarations import (  # noqa: F401 - declared apart from the networks
     StyleGANDeclarations,
     StyleGANHyperparameters,
@@ -134,11 +135,15 @@ class MappingNetwork(nn.Module):
             w = layer(w)
         w = w.float()
         if track_w_avg:
-            with torch.no_grad():
-                self.w_avg.copy_(w.detach().mean(0).lerp(self.w_avg, self.w_avg_beta))
+            self.track_w_avg(w.detach().mean(0))
         if truncation != 1.0:
             w = self.w_avg + truncation * (w - self.w_avg)
         return w
+
+    @torch.no_grad()
+    def track_w_avg(self, w_mean: torch.Tensor) -> None:
+        """Move the running average of w toward ``w_mean``, a batch's mean w."""
+        self.w_avg.copy_(w_mean.lerp(self.w_avg, self.w_avg_beta))
 
 
 class ModulatedConv2d(nn.Module):
@@ -179,9 +184,14 @@ class NoiseInput(nn.Module):
         # The frozen noise of ``noise="const"``, saved with the weights.
         self.register_buffer("noise_const", torch.randn(1, 1, resolution, resolution))
 
-    def forward(self, x: torch.Tensor, noise_mode: str, generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, noise_mode: str, generator: torch.Generator | Noise | None = None) -> torch.Tensor:
+        """Add noise drawn from ``generator``: a ``torch.Generator`` when sampling, the model when
+        training (per-example noise, drawn as one process would: ``gencli.nn.noise``)."""
         if noise_mode == "const":
             noise = self.noise_const
+        elif generator is not None and not isinstance(generator, torch.Generator):
+            n, _, h, w = x.shape
+            noise = generator.randn(n, 1, h, w).to(x.device)
         else:
             n, _, h, w = x.shape
             device = generator.device if generator is not None else x.device
@@ -357,14 +367,15 @@ class Discriminator(nn.Module):
 
 
 # ---------------------------------------------------------------- losses
-# The logistic losses and R1 are the shared ones of ``gencli.nn.gan``; path length is StyleGAN2's own.
-def path_lengths(images: torch.Tensor, ws: torch.Tensor) -> torch.Tensor:
+# The logistic losses and R1 are the shared ones of ``gencli.nn.losses``; path length is StyleGAN2's own.
+def path_lengths(images: torch.Tensor, ws: torch.Tensor, noise: Noise | None = None) -> torch.Tensor:
     """Return |J_w^T y| per sample [N] for random image-space directions y (StyleGAN2 eq. 4), differentiable.
 
-    y is Gaussian scaled by 1/sqrt(pixels), so the lengths do not depend on the image size.
+    y is Gaussian (drawn from ``noise``: the model when training) scaled by 1/sqrt(pixels), so the
+    lengths do not depend on the image size.
     """
     h, w = images.shape[2:]
-    y = torch.randn_like(images) / math.sqrt(h * w)
+    y = noise_for(images, noise).randn_like(images) / math.sqrt(h * w)
     (grad,) = torch.autograd.grad((images * y).sum(), ws, create_graph=True)
     return grad.float().square().sum(2).mean(1).sqrt()
 
@@ -447,13 +458,24 @@ class StyleGAN(StyleGANDeclarations, Model):
         device = generator.device if generator is not None else self.device
         return torch.randn(n, self.hp.z_dim, generator=generator, device=device).to(self.device)
 
+    def _training_z(self, n: int) -> torch.Tensor:
+        """Return this process's ``n`` rows of the global batch's zs."""
+        return self.randn(n, self.hp.z_dim)
+
     def _training_ws(self, n: int, track_w_avg: bool = False) -> torch.Tensor:
-        """Return ws [n, num_ws, w_dim] from G, with the styles of two zs mixed at a random layer."""
+        """Return ws [n, num_ws, w_dim] from G, with the styles of two zs mixed at a random layer.
+
+        The running average of w follows the global batch's mean w, the same in every process.
+        """
         G = self.nets["G"]
-        ws = G.broadcast(G.mapping(self._prior(n), track_w_avg=track_w_avg))
+        w = G.mapping(self._training_z(n))
+        if track_w_avg:
+            G.mapping.track_w_avg(self.mean_across_processes(w.detach().mean(0)))
+        ws = G.broadcast(w)
+        # One draw for the whole global batch (not per example): every process draws the same.
         if self.hp.style_mixing_prob > 0 and torch.rand(()) < self.hp.style_mixing_prob:
             cutoff = int(torch.randint(1, G.num_ws, ()))
-            mixed = G.broadcast(G.mapping(self._prior(n)))
+            mixed = G.broadcast(G.mapping(self._training_z(n)))
             ws = torch.cat([ws[:, :cutoff], mixed[:, cutoff:]], dim=1)
         return ws
 
@@ -472,34 +494,35 @@ class StyleGAN(StyleGANDeclarations, Model):
         half_life = self.hp.ema_kimg * 1000
         if self.hp.ema_rampup is not None:
             half_life = min(half_life, self.images_seen * self.hp.ema_rampup)
-        return 0.5 ** (batch_size / half_life) if half_life > 0 else 0.0
+        return ema_decay_for_half_life(batch_size, half_life)
 
     def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         hp = self.hp
         G, D = self.nets["G"], self.nets["D"]
         real = batch.images
         n = len(real)
+        global_n = n * self.world_size  # the batch every process's step stands for
 
         # Discriminator: logistic loss on real images and fakes from mixed styles.
         with self.autocast():
             with torch.no_grad():
-                fake = G.synthesis(self._training_ws(n))
+                fake = G.synthesis(self._training_ws(n), "random", self)
             fake_logits, real_logits = D(fake), D(real)
             d_loss = nonsaturating_d_loss(real_logits, fake_logits)
         self.optimize("D", d_loss)
 
         # Lazy R1 on reals, weighted by the interval so its average effect is unchanged.
-        gamma = self._r1_gamma(n)
+        gamma = self._r1_gamma(global_n)
         if gamma > 0 and self.step % hp.d_reg_every == 0:
             real_ = real.detach().requires_grad_(True)
             with self.autocast():
                 penalty = r1_penalty(D(real_), real_)
             self.optimize("D", penalty * (gamma / 2) * hp.d_reg_every)
-            self.last_r1 = penalty.detach()
+            self.last_r1 = self.mean_across_processes(penalty.detach())  # logged: the global batch's
 
         # Generator: non-saturating loss; this pass also tracks the average w.
         with self.autocast(), self.frozen("D"):
-            fake = G.synthesis(self._training_ws(n, track_w_avg=True))
+            fake = G.synthesis(self._training_ws(n, track_w_avg=True), "random", self)
             g_loss = nonsaturating_g_loss(D(fake))
         self.optimize("G", g_loss)
 
@@ -507,14 +530,14 @@ class StyleGAN(StyleGANDeclarations, Model):
         if hp.pl_weight > 0 and self.step % hp.g_reg_every == 0:
             with self.autocast():
                 ws = self._training_ws(max(1, n // hp.pl_batch_shrink))
-                lengths = path_lengths(G.synthesis(ws), ws)
-            self.pl_mean = self.pl_mean.lerp(lengths.mean().detach(), hp.pl_decay)
+                lengths = path_lengths(G.synthesis(ws, "random", self), ws, self)
+            self.pl_mean = self.pl_mean.lerp(self.mean_across_processes(lengths.mean().detach()), hp.pl_decay)
             penalty = (lengths - self.pl_mean).square().mean()
             self.optimize("G", penalty * hp.pl_weight * hp.g_reg_every)
-            self.last_pl = penalty.detach()
+            self.last_pl = self.mean_across_processes(penalty.detach())
 
-        ema_update(self.nets["G_ema"], G, self._ema_decay(n))
-        self.images_seen += n
+        ema_update(self.nets["G_ema"], G, self._ema_decay(global_n))
+        self.images_seen += global_n
         return {
             "d_loss": d_loss.detach(),
             "g_loss": g_loss.detach(),

@@ -9,7 +9,7 @@ import torch
 from gencli.data.base import resize_square, to_float
 from gencli.errors import UserError
 from gencli.models.base import ExportedNetwork, ExportSpec, Model, TensorSpec
-from gencli.nn.gan import discriminator_loss, generator_loss
+from gencli.nn.losses import discriminator_loss, generator_loss
 from gencli_translation.declarations import GanMode  # noqa: F401 - declared apart from the networks
 from gencli_translation.networks import PatchDiscriminator
 
@@ -33,14 +33,14 @@ def default_width(image_size: int) -> int:
 
 def adversarial_d_loss(mode: GanMode, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """Return the discriminator loss of both papers: half the real term plus half the fake term."""
-    # gencli.nn.gan's least-squares loss already halves each term; its logistic one does not.
+    # gencli.nn.losses' least-squares loss already halves each term; its logistic one does not.
     scale = 1.0 if mode == "lsgan" else 0.5
     return scale * discriminator_loss(mode, real, fake)
 
 
 def adversarial_g_loss(mode: GanMode, fake: torch.Tensor) -> torch.Tensor:
     """Return the generator's adversarial term of both papers: mean (D - 1)^2, or BCE to "real"."""
-    # gencli.nn.gan halves the least-squares loss; the papers weigh the full square against
+    # gencli.nn.losses halves the least-squares loss; the papers weigh the full square against
     # their cycle / L1 lambdas.
     scale = 2.0 if mode == "lsgan" else 1.0
     return scale * generator_loss(mode, fake)

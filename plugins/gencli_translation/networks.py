@@ -9,9 +9,9 @@ The pieces CycleGAN (Zhu et al. 2017) and pix2pix (Isola et al. 2017) are made o
   three layers, a 30x30 map of decisions for a 256 px image);
 - ``ImagePool``: the history of generated images the CycleGAN discriminators train on;
 - ``norm_layer``, and ``init_weights`` (N(0, 0.02) as in both papers; the one DCGAN
-  initialisation every GAN in gencli uses, from ``gencli.nn.gan``).
+  initialisation every GAN in gencli uses, from ``gencli.nn.layers``).
 
-The adversarial losses are those of ``gencli.nn.gan``.
+The adversarial losses are those of ``gencli.nn.losses``.
 
 Every network takes and returns float NCHW images in [-1, 1] (tanh outputs).
 """
@@ -23,7 +23,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from gencli.nn.gan import init_normal as init_weights
+from gencli.nn.layers import init_normal as init_weights
 from gencli_translation.declarations import NormKind  # noqa: F401 - declared apart from the networks
 
 __all__ = [

@@ -167,7 +167,7 @@ def test_instance_noise_reaches_d_and_decays(data16):
     assert model.d_input(real, 0.0) is real
     logs0 = train_steps(model, data16, 1, batch_size=8)
     assert model.step == 1 and logs0
-    from gencli.nn.gan import instance_noise_std
+    from gencli.nn.losses import instance_noise_std
 
     stds = [instance_noise_std(s, model.hp.instance_noise, model.hp.instance_noise_steps) for s in range(6)]
     assert stds[0] == 0.5 and stds[2] == 0.25 and stds[4] == stds[5] == 0.0
