@@ -34,7 +34,10 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     b = load_file(str(latest_checkpoint(tmp_path / "double") / "weights.safetensors"))
     assert a.keys() == b.keys()
     for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+        # Adam divides each gradient by its own running scale, so where a gradient is near zero the
+        # all-reduce's different summation order can move a weight by up to a few 1e-5 (measured
+        # 1.3e-5 on this CPU); a process that missed half the batch moves weights by ~lr (1e-3) a step
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=5e-5, msg=key)
 
     def rows(run):
         return [json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
@@ -165,7 +168,10 @@ def test_every_family_trains_alike_on_two_processes_and_one(model, tmp_path):
             # zero up to rounding, which Adam's normalisation blows up to +-lr steps either way:
             # it changes no output, so the translations below are compared instead.
             continue
-        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+        # Adam divides each gradient by its own running scale, so where a gradient is near zero the
+        # all-reduce's different summation order can move a weight by up to a few 1e-5 (measured
+        # 1.3e-5 on this CPU); a process that missed half the batch moves weights by ~lr (1e-3) a step
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=5e-5, msg=key)
     states = [torch.load(latest_checkpoint(tmp_path / run) / "state.pt", weights_only=True).get("extra", {})
               for run in ("single", "double")]
     torch.testing.assert_close(states[0], states[1], rtol=1e-4, atol=1e-6)

@@ -35,7 +35,10 @@ def test_two_gloo_processes_match_one_process(model, tmp_path):
     b = load_file(str(latest_checkpoint(tmp_path / "double") / "weights.safetensors"))
     assert a.keys() == b.keys()
     for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+        # Adam divides each gradient by its own running scale, so where a gradient is near zero the
+        # all-reduce's different summation order can move a weight by up to a few 1e-5 (measured
+        # 1.3e-5 on this CPU); a process that missed half the batch moves weights by ~lr (1e-3) a step
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=5e-5, msg=key)
 
     def rows(run):
         return [json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
