@@ -55,10 +55,12 @@ def open_image(path: str | Path):
     from PIL import Image
 
     path = Path(path)
-    try:
-        img = Image.open(path)
-    except Image.DecompressionBombError:
-        raise _too_large(path, _header_size(path)) from None
+    with warnings.catch_warnings():  # PIL's warning is part of the one line, whatever filters are set
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(path)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise _too_large(path, _header_size(path)) from None
     if img.size[0] * img.size[1] > max_pixels():
         img.close()
         raise _too_large(path, img.size)
