@@ -31,6 +31,7 @@ import warnings
 from pathlib import Path
 
 import torch
+from bench_quality import Features, shifted  # the digits judge's feature half and shifts, beside this script
 from torch import nn
 
 FASHION = Path(os.environ.get("GENCLI_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
@@ -77,30 +78,6 @@ class FashionNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x))
-
-
-class Features(nn.Module):
-    """The penultimate layer of a trained ``FashionNet`` (what ``--features`` loads)."""
-
-    def __init__(self, net: FashionNet) -> None:
-        super().__init__()
-        self.body = net.body
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
-
-
-def shifted(x: torch.Tensor, g: torch.Generator, pixels: int = 2) -> torch.Tensor:
-    """Each image moved by up to ``pixels`` each way (black fill): a judge that does not hinge on
-    exact placement, since a generator's garments need not sit where the photographs did."""
-    n = len(x)
-    pad = nn.functional.pad(x, (pixels,) * 4, value=-1.0)
-    dy = torch.randint(0, 2 * pixels + 1, (n,), generator=g)
-    dx = torch.randint(0, 2 * pixels + 1, (n,), generator=g)
-    rows = (dy[:, None] + torch.arange(SIZE)[None])[:, None, :, None].expand(n, 1, SIZE, SIZE + 2 * pixels)
-    out = pad.gather(2, rows)
-    cols = (dx[:, None] + torch.arange(SIZE)[None])[:, None, None, :].expand(n, 1, SIZE, SIZE)
-    return out.gather(3, cols)
 
 
 def train_net(images: torch.Tensor, labels: torch.Tensor, epochs: int = EPOCHS, batch: int = 128,

@@ -21,6 +21,7 @@ import traceback
 from pathlib import Path
 
 import pytest
+from cli_helpers import wait_child
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the fault driver forks its trials")
 
@@ -170,22 +171,8 @@ def _child(argv: list, log: Path, setup=None) -> int:
         os._exit(code)
 
 
-def _wait(pid: int, timeout: float = 60) -> int:
-    """Exit code of a child; minus the signal number for one killed by a signal."""
-    deadline = time.time() + timeout
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        if time.time() > deadline:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            raise TimeoutError(f"child {pid} hung")
-        time.sleep(0.01)
-
-
 def _run(argv, log, setup=None) -> tuple[int, str]:
-    code = _wait(_child(argv, log, setup))
+    code = wait_child(_child(argv, log, setup), timeout=60)
     return code, log.read_text()
 
 
@@ -398,7 +385,7 @@ class Driver:
         os.read(ready_r, 1)
         second_code, second_err = _run(["-q", "train", "--resume", run], self.log())
         os.write(go_w, b"1")
-        code = _wait(first)
+        code = wait_child(first, timeout=60)
         return {"run": str(run), "first_pid": first, "second_exit": second_code, "second_stderr": second_err,
                 "final_exit": code, "final_stderr": first_log.read_text(), **self.outcome(run)}
 
