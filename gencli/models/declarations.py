@@ -52,6 +52,13 @@ class Options:
     arguments (``sample(n, labels, generator, **fields)``).
     """
 
+    def validate(self) -> None:
+        """Raise ``UserError`` naming the option for a value the model cannot use.
+
+        The core calls it right after building the options from ``--set`` (or ``options=``), as it
+        does for hyperparameters, so a model's methods take the values as they are.
+        """
+
 
 @dataclasses.dataclass(frozen=True)
 class Figure:

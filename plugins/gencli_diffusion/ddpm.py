@@ -31,7 +31,7 @@ from gencli_diffusion.declarations import (  # noqa: F401 - declared apart from 
     DDPMSampleOptions,
     ForwardNoiseOptions,
 )
-from gencli_diffusion.samplers import NoisePredictor, ddim_sample, ddpm_sample, guided
+from gencli_diffusion.samplers import SAMPLERS, DDIMSampler, NoisePredictor, guided, run_sampler
 from gencli_diffusion.schedules import NoiseSchedule
 from gencli_diffusion.unet import UNet
 
@@ -41,7 +41,10 @@ PREVIEW_STEPS = 20
 FORWARD_NOISE_FRACTIONS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
 # Rows (real images) of the forward-noise figure when the caller does not ask for a number.
 FORWARD_NOISE_ROWS = 4
-SAMPLERS = ("ddim", "ddpm")
+# The sampler of `gencli sample` when neither sampler nor steps=T (with no eta) says otherwise,
+# and the one it picks for all T steps without eta.
+DEFAULT_SAMPLER = "ddim"
+FULL_STEPS_SAMPLER = "ddpm"
 
 
 # ---------------------------------------------------------------------------- losses
@@ -146,9 +149,8 @@ class DDPM(DDPMDeclarations, Model):
         labels, scale = self._conditioning(n, labels, guidance, generator)
         predict = self.noise_predictor(labels, scale)
         x_T = self.latents(n, generator)
-        if sampler == "ddpm":
-            return ddpm_sample(predict, self.schedule, x_T, generator, self.hp.clip_denoised, progress=True)
-        return ddim_sample(predict, self.schedule, x_T, steps, eta, generator, self.hp.clip_denoised, progress=True)
+        walker = SAMPLERS[sampler](self.schedule, self.hp.clip_denoised, eta)
+        return run_sampler(walker, predict, x_T, steps, generator, progress=True)
 
     def latents(self, n: int, generator: torch.Generator | None = None, **options) -> torch.Tensor:
         """Return ``n`` initial noise images x_T (``options`` are generate's, which noise ignores)."""
@@ -161,8 +163,8 @@ class DDPM(DDPMDeclarations, Model):
         steps, guidance, _, _ = self._sampling_options(steps, guidance, None, "ddim")
         labels, scale = self._conditioning(len(z), labels, guidance, None)
         predict = self.noise_predictor(labels, scale)
-        return ddim_sample(predict, self.schedule, z.to(self.device), steps, 0.0, None, self.hp.clip_denoised,
-                           progress=progress)
+        return run_sampler(DDIMSampler(self.schedule, self.hp.clip_denoised, 0.0), predict, z.to(self.device), steps,
+                           None, progress=progress)
 
     def preview(self, inputs: dict[str, Any]) -> tuple[torch.Tensor, int]:
         """Return (images, images per row) of a cheap DDIM pass from the fixed preview noise."""
@@ -221,17 +223,20 @@ class DDPM(DDPMDeclarations, Model):
         T = self.schedule.timesteps
         if sampler is not None and sampler not in SAMPLERS:
             raise UserError(f"unknown sampler {sampler!r}; ddpm samples with: {', '.join(SAMPLERS)}")
+        chosen = SAMPLERS.get(sampler)
         if steps is None:
-            steps = T if sampler == "ddpm" else self.hp.sampling_steps
+            steps = T if chosen is not None and chosen.all_steps else self.hp.sampling_steps
         steps = _number(steps, int, "steps")
         if not 1 <= steps <= T:
             raise UserError(f"steps must be between 1 and {T} (the model's diffusion steps), got {steps}")
         if sampler is None:
-            sampler = "ddpm" if steps == T and eta is None else "ddim"
-        if sampler == "ddpm" and steps != T:
-            raise UserError(f"the ddpm sampler runs all {T} steps; use sampler=ddim for steps={steps}")
-        if sampler == "ddpm" and eta is not None:
-            raise UserError("eta sets the ddim sampler's noise; the ddpm sampler has none to set")
+            # All T steps and no eta asked for: the ancestral sampler; otherwise DDIM.
+            sampler = FULL_STEPS_SAMPLER if steps == T and eta is None else DEFAULT_SAMPLER
+            chosen = SAMPLERS[sampler]
+        if chosen.all_steps and steps != T:
+            raise UserError(f"the {sampler} sampler runs all {T} steps; use sampler={DEFAULT_SAMPLER} for steps={steps}")
+        if not chosen.takes_eta and eta is not None:
+            raise UserError(f"eta sets the {DEFAULT_SAMPLER} sampler's noise; the {sampler} sampler has none to set")
         eta = self.hp.eta if eta is None else _number(eta, float, "eta")
         if not 0 <= eta <= 1:
             raise UserError(f"eta must be between 0 and 1, got {eta}")

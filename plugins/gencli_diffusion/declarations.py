@@ -94,6 +94,10 @@ class DDPMSampleOptions(Options):
     eta: float | None = field(default=None, metadata={"help": "DDIM noise: 0 deterministic, 1 like DDPM (default: the eta hyperparameter)"})
     sampler: Literal["ddim", "ddpm"] | None = field(default=None, metadata={"help": "ddim, or ddpm over all T steps (default: ddim)"})
 
+    def validate(self) -> None:
+        require(self.guidance is None or self.guidance >= 0, f"guidance must be 0 or more, got {self.guidance}")
+        require(self.eta is None or 0 <= self.eta <= 1, f"eta must be between 0 and 1, got {self.eta}")
+
 
 @dataclasses.dataclass
 class DDPMInterpolateOptions(Options):
@@ -101,6 +105,9 @@ class DDPMInterpolateOptions(Options):
 
     steps: int | None = field(default=None, metadata={"help": "DDIM steps per image (default: sampling_steps)"})
     guidance: float | None = field(default=None, metadata={"help": "classifier-free guidance w (default: the guidance hyperparameter)"})
+
+    def validate(self) -> None:
+        require(self.guidance is None or self.guidance >= 0, f"guidance must be 0 or more, got {self.guidance}")
 
 
 @dataclasses.dataclass

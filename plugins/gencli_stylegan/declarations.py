@@ -75,12 +75,20 @@ class StyleGANHyperparameters(Hyperparameters):
         require(self.mbstd_group >= 1, f"mbstd_group must be >= 1, got {self.mbstd_group}")
 
 
+def check_truncation(psi: float) -> None:
+    """Refuse a truncation psi outside [0, 1] (1 = off, 0 = the average image): the options' one check."""
+    require(0 <= psi <= 1, f"truncation must be between 0 (the average image) and 1 (off), got {psi}")
+
+
 @dataclass
 class StyleGANSampleOptions(Options):
     """`gencli sample RUN --set key=value` (and `gencli eval`)."""
 
     truncation: float = field(default=1.0, metadata={"help": "truncation psi: pulls w toward its average (1 = off, 0 = the average image)"})
     noise: Literal["random", "const"] = field(default="random", metadata={"help": "noise inputs: random, or the frozen const maps"})
+
+    def validate(self) -> None:
+        check_truncation(self.truncation)
 
 
 @dataclass
@@ -90,6 +98,9 @@ class StyleGANInterpolateOptions(Options):
     space: Literal["w", "z"] = field(default="w", metadata={"help": "walk W in a straight line, or Z on the sphere"})
     truncation: float = field(default=1.0, metadata={"help": "truncation psi (1 = off)"})
 
+    def validate(self) -> None:
+        check_truncation(self.truncation)
+
 
 @dataclass
 class StyleMixOptions(Options):
@@ -97,6 +108,9 @@ class StyleMixOptions(Options):
 
     truncation: float = field(default=1.0, metadata={"help": "truncation psi (1 = off)"})
     noise: Literal["random", "const"] = field(default="const", metadata={"help": "noise inputs (const: cells differ only by style)"})
+
+    def validate(self) -> None:
+        check_truncation(self.truncation)
 
 
 class StyleGANDeclarations(ModelDeclarations):

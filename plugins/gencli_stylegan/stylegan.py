@@ -381,16 +381,6 @@ def path_lengths(images: torch.Tensor, ws: torch.Tensor, noise: Noise | None = N
 
 
 # ---------------------------------------------------------------- model
-def _truncation(value) -> float:
-    try:
-        psi = float(value)
-    except (TypeError, ValueError):
-        raise UserError(f"truncation takes a number (1 = off, 0 = the average image), got {value!r}") from None
-    if not math.isfinite(psi):
-        raise UserError(f"truncation must be a finite number, got {value!r}")
-    return psi
-
-
 def _choice(value, choices: tuple[str, ...], option: str) -> str:
     if value not in choices:
         raise UserError(f"{option} must be {' or '.join(choices)}, got {value!r}")
@@ -574,24 +564,24 @@ class StyleGAN(StyleGANDeclarations, Model):
 
     @torch.no_grad()
     def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None,
-               truncation: float = 1.0, noise: str = "random") -> torch.Tensor:
+               truncation: float = StyleGANSampleOptions.truncation, noise: str = "random") -> torch.Tensor:
         """Return ``n`` images; ``truncation`` psi pulls w toward its average (1 = off).
 
         ``noise`` is "random" (drawn from ``generator``) or "const" (the frozen noise maps).
         """
-        psi, noise = _truncation(truncation), _choice(noise, NOISE_MODES, "noise")
+        psi, noise = truncation, _choice(noise, NOISE_MODES, "noise")
         G = self.nets["G_ema"]
         w = G.mapping(self._prior(n, generator), psi)
         return self._synthesize(G.broadcast(w), noise, generator)
 
     @torch.no_grad()
     def latents(self, n: int, generator: torch.Generator | None = None, space: str = "w",
-                truncation: float = 1.0) -> torch.Tensor:
+                truncation: float = StyleGANInterpolateOptions.truncation) -> torch.Tensor:
         """Return ``n`` codes to interpolate between: mapped (and truncated) w [n, w_dim], or z with ``space="z"``.
 
         In W the truncation is applied here, so ``generate`` takes these ws as they are.
         """
-        space, psi = _choice(space, SPACES, "space"), _truncation(truncation)
+        space, psi = _choice(space, SPACES, "space"), truncation
         z = self._prior(n, generator)
         return z if space == "z" else self.nets["G_ema"].mapping(z, psi)
 
@@ -604,20 +594,20 @@ class StyleGAN(StyleGANDeclarations, Model):
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, space: str = "w",
-                 truncation: float = 1.0, noise: str = "const") -> torch.Tensor:
+                 truncation: float = StyleGANInterpolateOptions.truncation, noise: str = "const") -> torch.Tensor:
         """Return the images of codes from ``latents``: ws used as they are (``space="w"``), or zs mapped and truncated.
 
         Noise is frozen by default so that interpolation frames differ only by their codes.
         """
-        space, psi = _choice(space, SPACES, "space"), _truncation(truncation)
+        space, psi = _choice(space, SPACES, "space"), truncation
         noise = _choice(noise, NOISE_MODES, "noise")
         G = self.nets["G_ema"]
         w = G.mapping(z.to(self.device), psi) if space == "z" else z.to(self.device).float()
         return self._synthesize(G.broadcast(w), noise, None)
 
     @torch.no_grad()
-    def figure(self, kind: str, n: int, generator: torch.Generator | None = None, truncation: float = 1.0,
-               noise: str = "const", **options) -> tuple[torch.Tensor, int]:
+    def figure(self, kind: str, n: int, generator: torch.Generator | None = None,
+               truncation: float = StyleMixOptions.truncation, noise: str = "const", **options) -> tuple[torch.Tensor, int]:
         """Return (images, nrow) of the style-mixing grid: about ``n`` mixes, k row seeds by k column seeds.
 
         k is the rounded square root of ``n``. The first row shows the column sources, the first
@@ -627,7 +617,7 @@ class StyleGAN(StyleGANDeclarations, Model):
         """
         if kind != "style-mix":
             raise UserError(f"stylegan draws the figures: {', '.join(sorted(self.figures))}; not {kind!r}")
-        psi, noise = _truncation(truncation), _choice(noise, NOISE_MODES, "noise")
+        psi, noise = truncation, _choice(noise, NOISE_MODES, "noise")
         k = max(1, round(int(n) ** 0.5))
         G = self.nets["G_ema"]
         rows_w = G.broadcast(G.mapping(self._prior(k, generator), psi))

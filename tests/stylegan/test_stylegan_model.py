@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -256,14 +258,24 @@ def test_hyperparameter_defaults_parse_from_strings():
     assert hp.r1_gamma is None and hp.channels_base is None and hp.ema_rampup is None
 
 
+@pytest.mark.parametrize("options, value, message", [
+    (StyleGAN.SampleOptions, "strong", "expected float"),
+    (StyleGAN.SampleOptions, "nan", "expected a finite number"),
+    (StyleGAN.SampleOptions, "-1", "truncation must be between 0"),
+    (StyleGAN.InterpolateOptions, "1.5", "truncation must be between 0"),
+    (StyleGAN.figures["style-mix"].Options, "-0.1", "truncation must be between 0"),
+])
+def test_truncation_is_checked_once_by_the_options(options, value, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        hparams.build(options, {"truncation": value}, what="option")
+
+
 def test_too_few_base_channels_for_the_size_are_refused():
     with pytest.raises(UserError, match="channels_base 32 leaves no channels at 64 px"):
         tiny_model(64, channels_base=32)
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda m: m.sample(2, truncation="strong"), "truncation takes a number"),
-    (lambda m: m.sample(2, truncation=float("nan")), "truncation must be a finite number"),
     (lambda m: m.sample(2, noise="frozen"), "noise must be random or const, got 'frozen'"),
     (lambda m: m.latents(2, space="s"), "space must be w or z, got 's'"),
     (lambda m: m.generate(torch.zeros(1, 32), space="x"), "space must be w or z"),
