@@ -56,7 +56,9 @@ def test_samplers_with_the_ideal_denoiser_land_on_the_dataset_and_cover_it(sampl
         out = ddim_sample(predict, SCHEDULE, x_T, 50)
     else:
         out = ddpm_sample(predict, SCHEDULE, x_T, torch.Generator().manual_seed(0))
-    assert nearest_distance(out, POINTS).max() < 1e-3
+    # within 2e-3 of a data point (the points lie at least 0.5 apart); the ancestral sampler ends 1.2e-3
+    # away on some CPUs, from float32 rounding in the last steps, and under 1e-3 on others
+    assert nearest_distance(out, POINTS).max() < 2e-3
     hit = torch.cdist(out.flatten(1), POINTS.flatten(1)).argmin(1)
     assert set(hit.tolist()) == {0, 1, 2, 3}
 
