@@ -93,6 +93,8 @@ def test_forward_noise_figure_and_interpolation_from_the_command_line(cli, label
     (["--set", "sampler=ddpm", "--set", "steps=5"], "the ddpm sampler runs all 20 steps"),
     (["--set", "truncation=0.7"], "unknown option 'truncation'"),
     (["--set", "timesteps=0,10"], "unknown option 'timesteps'"),
+    (["--set", "eta=1.5"], "eta"),  # checked by the options class (Options.validate) as --set builds it
+    (["--set", "guidance=-1"], "guidance"),
     (["--figure", "forward-noise", "--set", "timesteps=0,99"], r"timesteps must be whole numbers between 0 and 20"),
 ])
 def test_bad_sampling_options_end_with_one_line_and_exit_2(cli, labelled_run, args, message):

@@ -86,6 +86,14 @@ def test_sample_with_truncation_and_frozen_noise(cli, trained_stylegan, tmp_path
     assert width >= 2 * SIZE and height >= 2 * SIZE
 
 
+@pytest.mark.parametrize("value", ["-1", "1.5", "nan"])
+def test_a_truncation_outside_0_to_1_is_one_line_and_writes_nothing(cli, trained_stylegan, tmp_path, value):
+    out = tmp_path / "samples.png"
+    r = cli("sample", trained_stylegan, "--set", f"truncation={value}", "-n", "2", "--out", out, "--device", "cpu")
+    assert r.exit_code == 2 and "truncation" in r.stderr and "Traceback" not in r.output
+    assert len(r.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
 def test_sample_style_mix_draws_the_grid(cli, trained_stylegan, tmp_path):
     out = tmp_path / "mix.png"
     r = cli("sample", trained_stylegan, "--figure", "style-mix", "-n", "9", "--out", out, "--device", "cpu")
