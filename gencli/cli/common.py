@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from gencli.errors import Interrupted, UserError
-from gencli.runs.values import check_count  # noqa: F401 - the commands take it from here
 from gencli.training.threads import inference_device
 
 if TYPE_CHECKING:

@@ -17,7 +17,6 @@ from gencli.cli.common import (
     LabelOpt,
     SeedOpt,
     SetOpt,
-    check_count,
     complete_runs,
     examples,
     handle_errors,
@@ -83,6 +82,8 @@ def eval_(
     if len(runs) != 1:
         raise UserError("give one run to evaluate, --compare with several, or --real and --fake folders")
     n = 10000 if n is None else n
+    from gencli.runs.values import check_count
+
     check_count(n, "--n", limit=1_000_000)
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")

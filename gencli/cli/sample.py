@@ -14,7 +14,6 @@ from gencli.cli.common import (
     RunArg,
     SeedOpt,
     SetOpt,
-    check_count,
     complete_figures,
     drawn_labels,
     examples,
@@ -70,6 +69,7 @@ def sample(
     """Generate images from a trained model. A conditional model takes `--label` (a class, a list, or all).
 
     Without `--label`, a conditional model's classes are drawn in the proportions of its training data."""
+    from gencli.runs.values import check_count
     from gencli.training.settings import check_flag
 
     check_flag("seed", seed)
@@ -95,6 +95,8 @@ def _sample(run, n, grid, label, figure, set_, seed, out, device) -> tuple[list[
     classes = parse_labels(model, label)
     g = torch.Generator().manual_seed(seed)
     if classes is not None and (len(classes) > 1 or (label or "").strip().lower() == "all"):
+        from gencli.runs.values import check_count
+
         per_class = n or 8
         check_count(per_class * len(classes), "--n times the classes")
         if grid:
