@@ -73,7 +73,7 @@ def evaluate(
     from gencli.data.resolve import load_dataset
     from gencli.metrics.context import EvalContext
     from gencli.runs import Run
-    from gencli.training.settings import check_flag
+    from gencli.runs.values import check_flag
     from gencli.ui.console import warn
 
     if split not in ("train", "test"):

@@ -101,7 +101,7 @@ def score_folders(
     from gencli.metrics.choose import drop_unavailable_features
     from gencli.metrics.context import EvalContext
     from gencli.metrics.evaluate import compute_metrics
-    from gencli.training.settings import check_flag
+    from gencli.runs.values import check_flag
     from gencli.ui.console import warn
 
     check_flag("seed", seed)

@@ -394,8 +394,6 @@ class Model(ModelDeclarations):
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward(retain_graph=retain_graph)
         if self.process_group is not None:
-            from gencli.training.distributed import average_gradients
-
             average_gradients(opt, self.process_group)
         if clip_grad_norm:
             scaler.unscale_(opt)
@@ -536,3 +534,20 @@ def _interleave(rows: list[torch.Tensor]) -> torch.Tensor:
     """Stack [x1, y1, z1, x2, y2, z2, ...] so each grid row is one example's triptych."""
     return torch.stack(rows, dim=1).flatten(0, 1)
 
+
+def average_gradients(optimizer: torch.optim.Optimizer, group=None) -> None:
+    """Average the gradients of ``optimizer``'s parameters across all processes, in one all-reduce."""
+    grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+    if not grads:
+        return
+    import torch.distributed as dist
+
+    world = dist.get_world_size(group)
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat, group=group)
+    flat.div_(world)
+    offset = 0
+    for g in grads:
+        n = g.numel()
+        g.copy_(flat[offset : offset + n].view_as(g))
+        offset += n

@@ -192,3 +192,22 @@ def check_count(n: int, what: str = "--n", limit: int = 100_000) -> None:
         raise UserError(f"{what} must be at least 1, got {n}")
     if n > limit:
         raise UserError(f"{what} {n} is more than gencli writes in one command ({limit:,}); run it in parts")
+
+
+def check_flag(key: str, value: Any) -> Any:
+    """Return ``value`` for setting ``key`` given as its flag, or raise ``UserError`` naming the flag."""
+    setting = SETTINGS[key]
+    if value is None:
+        return None
+    wrong = problem(setting, value)
+    if wrong and (setting.choices or setting.pattern) and isinstance(value, str) and value.strip():
+        raise UserError(f"unknown {setting.flag} {value!r}: use {setting.expected or 'one of ' + ', '.join(setting.choices)}")
+    if wrong:
+        raise UserError(f"{setting.flag} {wrong}, got {_shown_flag(value)}")
+    return float(value) if setting.kind is float else value
+
+
+def _shown_flag(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 40 else repr(value[:40]) + f"... ({len(value):,} characters)"
+    return shown_number(value)

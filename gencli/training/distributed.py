@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from gencli.models.base import average_gradients  # noqa: F401 - part of the model contract (Model.optimize)
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -65,22 +67,6 @@ def shutdown() -> None:
     """Destroy the process group (and so join its worker threads) while Python is still alive."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
-
-
-def average_gradients(optimizer: torch.optim.Optimizer, group=None) -> None:
-    """Average the gradients of ``optimizer``'s parameters across all processes, in one all-reduce."""
-    grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
-    if not grads:
-        return
-    world = dist.get_world_size(group)
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat, group=group)
-    flat.div_(world)
-    offset = 0
-    for g in grads:
-        n = g.numel()
-        g.copy_(flat[offset : offset + n].view_as(g))
-        offset += n
 
 
 def broadcast_model(model, group=None) -> None:

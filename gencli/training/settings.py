@@ -34,22 +34,10 @@ from gencli.runs.values import (  # noqa: F401 - the rules live beside the run t
     PRECISIONS,
     SETTINGS,
     Setting,
+    check_flag,
     problem,
     shown_number,
 )
-
-
-def check_flag(key: str, value: Any) -> Any:
-    """Return ``value`` for setting ``key`` given as its flag, or raise ``UserError`` naming the flag."""
-    setting = SETTINGS[key]
-    if value is None:
-        return None
-    wrong = problem(setting, value)
-    if wrong and (setting.choices or setting.pattern) and isinstance(value, str) and value.strip():
-        raise UserError(f"unknown {setting.flag} {value!r}: use {setting.expected or 'one of ' + ', '.join(setting.choices)}")
-    if wrong:
-        raise UserError(f"{setting.flag} {wrong}, got {_shown(value)}")
-    return float(value) if setting.kind is float else value
 
 
 def check_file_value(key: str, value: Any, path: str) -> Any:
@@ -60,12 +48,6 @@ def check_file_value(key: str, value: Any, path: str) -> Any:
         like = f" (as for {setting.flag})" if setting.cli is not None else ""
         raise UserError(f"{key} = {_toml(value)} in {path!r}: {wrong}{like}")
     return float(value) if setting.kind is float else value
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, str):
-        return repr(value) if len(value) <= 40 else repr(value[:40]) + f"... ({len(value):,} characters)"
-    return shown_number(value)
 
 
 def _toml(value: Any) -> str:
