@@ -37,6 +37,7 @@ _LAZY = {
     "hookimpl": "gencli.hookspecs",
     "UserError": "gencli.errors",
     "Run": "gencli.runs",
+    "load_run": "gencli.api",
     # the Python API beside the command line (docs/api.md)
     "train": "gencli.api",
     "sample": "gencli.api",
@@ -54,11 +55,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'gencli' has no attribute {name!r}")
 
 
-def load_run(path, device: str = "cpu"):
-    """Return the trained model of a run directory, checkpoint or model name, ready to use."""
-    from gencli.runs import load_trained
-
-    return load_trained(str(path), device=device)
-
-
-__all__ = ["__version__", "API_VERSION", "load_run", *_LAZY]
+__all__ = ["__version__", "API_VERSION", *_LAZY]

@@ -191,3 +191,9 @@ def _classes(model, labels, n: int):
         raise UserError(f"labels takes a class (index or name), \"all\", or a list of {n}, got {type(labels).__name__}")
     return torch.tensor(chosen, dtype=torch.long, device=model.device)
 
+
+def load_run(path, device: str = "cpu"):
+    """Return the trained model of a run directory, checkpoint or model name, ready to use."""
+    from gencli.runs import load_trained
+
+    return load_trained(str(path), device=device)
