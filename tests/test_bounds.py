@@ -220,3 +220,21 @@ def test_datasets_prepare_takes_the_bounds_of_train(args, message, tmp_path, cli
     assert result.exit_code == 2, (result.exit_code, result.stderr)
     assert result.stderr.strip().splitlines() == [f"error: {message}"]
     assert snapshot(tmp_path) == before
+
+
+def test_a_data_folder_whose_links_loop_trains_on_the_rest_and_names_them(tmp_path, cli):
+    from PIL import Image
+
+    data = tmp_path / "data"
+    for c in "ab":
+        (data / c).mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(data / c / f"{i}.png")
+    (data / "a" / "up").symlink_to("../a")  # a folder linking to itself: walked once
+    (data / "x1").symlink_to("x2")  # two links naming each other: neither file nor folder
+    (data / "x2").symlink_to("x1")
+    (data / "b" / "self").symlink_to("self")
+    result = cli("train", "vae", "--data", data, "--steps", "1", "--batch-size", "4", "--image-size", "8",
+                 "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.stderr
+    assert "Traceback" not in result.output and "in a loop" in result.stderr

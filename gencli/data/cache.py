@@ -91,7 +91,11 @@ def fingerprint(paths: list[Path] | Path, exclude: Path | None = None) -> str:
             seen.add(real)
             with os.scandir(path) as it:
                 for e in it:
-                    if e.is_dir():
+                    try:
+                        is_dir = e.is_dir()
+                    except OSError:  # a link in a loop: not a folder; recorded by its target below
+                        is_dir = False
+                    if is_dir:
                         if skip is None or os.path.realpath(e.path) != skip:
                             stack.append(Path(e.path))
                         continue

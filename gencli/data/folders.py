@@ -67,7 +67,7 @@ class ScanReport:
             parts.append(f"{len(self.corrupt):,} unreadable image(s)")
         if self.broken_links:
             first = self.broken_links[0]
-            parts.append(f"{len(self.broken_links):,} link(s) to missing files ({first}"
+            parts.append(f"{len(self.broken_links):,} link(s) to missing files or in a loop ({first}"
                          + (", ..." if len(self.broken_links) > 1 else "") + ")")
         return "skipped " + " and ".join(parts) if parts else ""
 
@@ -84,15 +84,25 @@ def list_images(folder: Path, report: ScanReport | None = None, ignore: tuple[st
     """
     with os.scandir(folder) as it:  # file types come with the listing: no stat per file
         entries = [e for e in it if not e.name.startswith(".")]
-    names = [e.name for e in entries if e.is_file()]
-    # A link to a file that is gone is skipped and reported (the other files still make a dataset).
-    broken = sorted(e.path for e in entries if e.is_symlink() and not e.is_file() and not e.is_dir())
+    names = [e.name for e in entries if _entry_is(e, "file")]
+    # A link to a file that is gone (or a link in a loop) is skipped and reported: the other files
+    # still make a dataset.
+    broken = sorted(e.path for e in entries if e.is_symlink() and not _entry_is(e, "file") and not _entry_is(e, "dir"))
     files = [folder / n for n in sorted(names) if os.path.splitext(n)[1].lower() not in ignore]
     images = [p for p in files if is_image(p)]
     if report is not None:
         report.skipped += [str(p) for p in files if not is_image(p)]
         report.broken_links += broken
     return images
+
+
+def _entry_is(entry: os.DirEntry, kind: str) -> bool:
+    """Whether a listed entry is a file (``kind="file"``) or a folder, following links; a link in
+    a loop is neither (``DirEntry`` raises where ``Path`` answers False)."""
+    try:
+        return entry.is_file() if kind == "file" else entry.is_dir()
+    except OSError:
+        return False
 
 
 # ----------------------------------------------------------------------------- decoding
