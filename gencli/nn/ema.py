@@ -1,7 +1,7 @@
 """The exponential moving average of a network's weights, for every family that samples from one.
 
-A GAN's generator (Karras et al. 2018; Yazıcı et al. 2019) and a diffusion model's denoiser
-(Ho et al. 2020) are averaged the same way: ``ema_copy`` makes the frozen copy once, and after each
+A generator's or a denoiser's weights (Karras et al. 2018; Yazıcı et al. 2019; Ho et al. 2020) are
+averaged the same way: ``ema_copy`` makes the frozen copy once, and after each
 optimizer step ``ema_update(copy, net, decay)`` moves it towards the trained network with a decay
 from ``ema_decay_at`` (a schedule in steps) or ``ema_decay_for_half_life`` (a half-life in images seen).
 """
