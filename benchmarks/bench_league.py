@@ -33,11 +33,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,6 +99,12 @@ PAIRS = [
 ]
 
 
+def side_key(side: Side) -> str:
+    """Sides with the same key are the same run (gencli's dcgan faces two peers)."""
+    return f"peer:{side.runner}:{side.runner_args}" if side.runner else \
+        f"gencli:{side.model}:{side.conditional}:{side.sets}"
+
+
 # ======================================================================================== data
 def write_png_folders(root: Path, data: Path) -> int:
     """The training split as class folders of PNG files (``root/0`` ... ``root/9``), and as arrays in
@@ -108,6 +116,7 @@ def write_png_folders(root: Path, data: Path) -> int:
     if done.exists():
         return int(done.read_text())
     images, labels = judge_mod.load_fashion(data, "train")
+    root.mkdir(parents=True, exist_ok=True)
     np.savez(root.parent / f"{root.name}.npz", images=images[:, 0].numpy(), labels=labels.numpy())
     for k in range(10):
         (root / str(k)).mkdir(parents=True, exist_ok=True)
@@ -136,12 +145,14 @@ def fd_at(curve: list[dict], minutes: float, slack: float = 0.05) -> float | Non
 
 # ======================================================================================== running
 def launch(cmd: list[str], log: Path, minutes: float, env: dict | None = None,
-           on_poll=None) -> tuple[int, float, float]:
+           on_poll=None, core: int | None = None) -> tuple[int, float, float]:
     """Run ``cmd`` for ``minutes`` of wall-clock time (then SIGINT, then kill); return (exit code,
-    seconds, peak RSS of the process in MiB). ``on_poll(seconds)`` is called about once a second."""
+    seconds, peak RSS of the process in MiB). ``on_poll(seconds)`` is called about once a second;
+    ``core``: the process runs on that CPU core only."""
     started = time.perf_counter()
+    pin = None if core is None else (lambda: os.sched_setaffinity(0, {core}))
     with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT, preexec_fn=pin)
         interrupted = killed = None
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -161,16 +172,17 @@ def launch(cmd: list[str], log: Path, minutes: float, env: dict | None = None,
     return proc.returncode, seconds, usage.ru_maxrss / 1024
 
 
-def run_peer(side: Side, work: Path, png: Path, minutes: float, marks: str, n: int, seed: int) -> dict:
+def run_peer(side: Side, work: Path, png: Path, minutes: float, marks: str, n: int, seed: int,
+             core: int | None = None, sampling_steps: int = 0) -> dict:
     out = work / "peers" / side.name.replace(" ", "_").replace("(", "").replace(")", "")
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     script = str(HERE / "league" / side.runner)
-    env = {**os.environ, "PYTHONPATH": str(HERE / "league"), "OMP_NUM_THREADS": str(os.cpu_count() or 1)}
+    env = {**os.environ, "PYTHONPATH": str(HERE / "league"), "OMP_NUM_THREADS": "1" if core is not None else str(os.cpu_count() or 1)}
     cmd = [str(PEER_PYTHON), script, "--data", str(png), "--out", str(out), "--minutes", str(minutes),
            "--snapshots", marks, "--seed", str(seed), *side.runner_args]
     # the runner stops itself at the budget; the launcher's SIGINT is only a backstop
-    code, seconds, rss = launch(cmd, out / "train.log", minutes + 5, env)
+    code, seconds, rss = launch(cmd, out / "train.log", minutes + 5, env, core=core)
     result = {"name": side.name, "kind": "peer", "exit": code, "seconds": seconds, "peak_rss_mib": rss,
               "log": str(out / "train.log"), "conditional": side.conditional}
     if code != 0 or not (out / "snapshots.jsonl").exists():
@@ -178,7 +190,8 @@ def run_peer(side: Side, work: Path, png: Path, minutes: float, marks: str, n: i
         return result
     info = json.loads((out / "runner.json").read_text())
     sample_code, _, _ = launch([str(PEER_PYTHON), script, "--out", str(out), "--sample", str(n), "--seed",
-                                str(seed), *side.runner_args], out / "sample.log", 600, env)
+                                str(seed), "--sampling-steps", str(sampling_steps), *side.runner_args],
+                               out / "sample.log", 600, env, core=core)
     if sample_code != 0:
         result["error"] = "sampling failed: " + last_error(out / "sample.log")
         return result
@@ -204,7 +217,8 @@ def last_error(log: Path) -> str:
     return (errors or lines or ["no output"])[-1][:300]
 
 
-def run_gencli(side: Side, work: Path, data: str, minutes: float, marks: list[float], n: int, seed: int) -> dict:
+def run_gencli(side: Side, work: Path, data: str, minutes: float, marks: list[float], n: int, seed: int,
+               core: int | None = None) -> dict:
     from gencli.data.base import to_uint8
     from gencli.runs import Run
 
@@ -213,7 +227,7 @@ def run_gencli(side: Side, work: Path, data: str, minutes: float, marks: list[fl
     out.parent.mkdir(parents=True, exist_ok=True)
     config = work / "gencli" / f"{side.model}.toml"
     config.write_text(f"checkpoint_every = {side.checkpoint_every}\nkeep_checkpoints = 100000\n")
-    cmd = [sys.executable, "-m", "gencli", "train", side.model, "--data", data, "--image-size", "28",
+    cmd = [sys.executable, "-m", "gencli", *(["--threads", "1"] if core is not None else []), "train", side.model, "--data", data, "--image-size", "28",
            "--channels", "1", "--steps", "99999999", "--config", str(config), "--out", str(out), "--device", "cpu",
            "--seed", str(seed), *[a for s in side.sets for a in ("--set", s)]]
     kept: dict[str, float] = {}  # checkpoint name -> minutes
@@ -233,7 +247,7 @@ def run_gencli(side: Side, work: Path, data: str, minutes: float, marks: list[fl
             if p.name not in kept:
                 shutil.rmtree(p, ignore_errors=True)
 
-    code, seconds, rss = launch(cmd, out.parent / f"{out.name}.log", minutes, on_poll=poll)
+    code, seconds, rss = launch(cmd, out.parent / f"{out.name}.log", minutes, on_poll=poll, core=core)
     result = {"name": side.name, "kind": "gencli", "exit": code, "seconds": seconds, "peak_rss_mib": rss,
               "conditional": side.conditional, "log": str(out.parent / f"{out.name}.log")}
     done = complete()
@@ -336,8 +350,13 @@ def report(r: dict) -> str:
         f"{judge['test_accuracy']:.1%} test accuracy; FD on its 128-d penultimate layer against the 10,000 test "
         f"images. Real-data floor: FD of 10,000 training images against them, **{judge['floor_fd']:.3f}**"
         + (f" (Inception FID {judge['floor_fid_inception']:.2f})" if judge.get("floor_fid_inception") else "")
-        + f"; with this run's {r['n']:,} images per snapshot, **{floor:.3f}**. Budget: {r['minutes']:g} "
-        "wall-clock minutes a side from its process's start (data loading and snapshot writes included).", "",
+        + f"; with this run's {r['n']:,} images per snapshot, **{floor:.3f}**"
+        + "".join(f" ({p['name']}: {p['n']:,} images, floor {p['floor']:.3f})" for p in r["pairs"] if p["n"] != r["n"])
+        + f". Budget: {r['minutes']:g} wall-clock minutes a side from its process's start (data loading and "
+        "snapshot writes included)"
+        + (f"; {r['parallel']} sides ran at once, each pinned to its own core with one thread, so that the two "
+           "sides of a pair share the same minutes of the same machine." if r.get("parallel", 1) > 1 else
+           "; one side at a time on all cores.") + " FD lines (\"min to kx\"): k times the pair's floor.", "",
         "Real test images, share of class k read as k (the bar each conditional model's `--label k` samples "
         "must reach): " + ", ".join(f"{c} {a:.1%}" for c, a in zip(judge["classes"], judge["per_class_accuracy"],
                                                                    strict=True)) + ".", "",
@@ -354,7 +373,7 @@ def report(r: dict) -> str:
                 continue
             pts = side["points"]
             fds = [fd_at(pts, m) for m in at]
-            reach = [crossing_minutes(pts, k * floor) for k in LINES]
+            reach = [crossing_minutes(pts, k * pair.get("floor", floor)) for k in LINES]
             lines.append(f"| {pair['name']} | {side['name']} | {side.get('version') or '-'} | {side['steps']:,} | "
                          f"{side['images_per_s']:.0f} | {side['peak_rss_mib']:.0f} MiB | "
                          + " | ".join("-" if v is None else f"{v:.2f}" for v in fds)
@@ -410,6 +429,14 @@ def main(argv: list[str] | None = None) -> int:
                         "comma-separated")
     parser.add_argument("--quick", action="store_true", help="about 1 minute a side, 2,000 images: checks the "
                         "pipeline end to end; not the league")
+    parser.add_argument("--diffusion-n", type=int, default=0, help="images per snapshot for the diffusion pairs "
+                        "(default: --n; their sampling is the slow part)")
+    parser.add_argument("--diffusion-snapshots", default="", help="snapshot minutes of the diffusion pairs "
+                        "(default: --snapshots)")
+    parser.add_argument("--peer-sampling-steps", type=int, default=0, help="sampling steps of the diffusion peer "
+                        "when judged (default: its own)")
+    parser.add_argument("--parallel", type=int, default=1, help="sides run at once, each pinned to one core with "
+                        "one thread (1: one side at a time on all cores)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--write", type=Path, default=None, help="also write the section into this Markdown file")
     args = parser.parse_args(argv)
@@ -427,34 +454,71 @@ def main(argv: list[str] | None = None) -> int:
     judge = judge_mod.make_judge(args.work / "judge", args.data)
     train_x, _ = judge_mod.load_fashion(args.data, "train")
     test_x, _ = judge_mod.load_fashion(args.data, "test")
-    floor = judge_mod.floor_fd(judge["features"], train_x, test_x, args.n) if args.n != judge["floor_n"] \
-        else judge["floor_fd"]
+
+    def floor_for(n: int) -> float:
+        return judge["floor_fd"] if n == judge["floor_n"] else judge_mod.floor_fd(judge["features"], train_x, test_x, n)
+
     real = judge_mod.features_of(judge["features"], test_x)
     png = args.work / "fashion-png" / "train"
     write_png_folders(png, args.data)
-    marks = sorted({float(m) for m in args.snapshots.split(",") if m.strip()} | {args.minutes})
-    marks = [m for m in marks if m <= args.minutes]
-    out_pairs = []
-    for pair in pairs:
-        sides = []
-        for side in ([pair.peer] if pair.peer else []) + [pair.ours]:
-            print(f"{pair.name}: {side.name} for {args.minutes:g} min", flush=True)
+
+    def plan(family: str) -> tuple[int, list[float]]:  # images per snapshot and snapshot minutes
+        n, snaps = (args.diffusion_n or args.n, args.diffusion_snapshots or args.snapshots) \
+            if family == "diffusion" else (args.n, args.snapshots)
+        marks = sorted({float(m) for m in snaps.split(",") if m.strip()} | {args.minutes})
+        return n, [m for m in marks if m <= args.minutes]
+
+    # every side is a job; a gencli side that two pairs share (dcgan) runs once
+    cores: queue.Queue = queue.Queue()
+    pinned = args.parallel > 1
+    for core in sorted(os.sched_getaffinity(0))[:args.parallel]:
+        cores.put(core)
+    if pinned:
+        torch.set_num_threads(1)
+
+    def job(pair: Pair, side: Side) -> dict:
+        core = cores.get()
+        try:
+            if pinned:
+                os.sched_setaffinity(0, {core})  # this thread: its sampling and judging stay on the core
+            n, marks = plan(pair.family)
+            print(f"{pair.name}: {side.name} for {args.minutes:g} min" + (f" on core {core}" if pinned else ""),
+                  flush=True)
             if side.runner:
-                res = run_peer(side, args.work, png, args.minutes, ",".join(map(str, marks)), args.n, args.seed)
+                res = run_peer(side, args.work, png, args.minutes, ",".join(map(str, marks)), n, args.seed,
+                               core if pinned else None, args.peer_sampling_steps if pair.family == "diffusion" else 0)
             else:
-                res = run_gencli(side, args.work, args.gencli_data or str(args.data), args.minutes, marks, args.n,
-                                 args.seed)
+                res = run_gencli(side, args.work, args.gencli_data or str(args.data), args.minutes, marks, n,
+                                 args.seed, core if pinned else None)
+            res["core"] = core if pinned else None
             judge_points(res, judge, real, test_x)
             shown = res.get("error") or "FD " + ", ".join(f"{p['fd']:.1f}" for p in res["points"])
-            print(f"  {shown}", flush=True)
-            sides.append(res)
-        figure = FIGURES / f"{pair.name}.png"
-        entry = {"name": pair.name, "family": pair.family, "note": pair.note, "sides": sides}
-        if any(s.get("points") for s in sides):
-            pair_figure(pair, sides, floor, figure)
-            entry["figure"] = str(figure.relative_to(ROOT))
-        out_pairs.append(entry)
+            print(f"  {pair.name}: {side.name}: {shown}", flush=True)
+            return res
+        finally:
+            cores.put(core)
+
+    futures: dict[str, Future] = {}
+    with ThreadPoolExecutor(max_workers=max(args.parallel, 1)) as pool:
+        for pair in pairs:
+            for side in ([pair.peer] if pair.peer else []) + [pair.ours]:
+                if side_key(side) not in futures:
+                    futures[side_key(side)] = pool.submit(job, pair, side)
+        out_pairs = []
+        for pair in pairs:
+            n, _ = plan(pair.family)
+            floor = floor_for(n)
+            sides = [futures[side_key(side)].result() for side in ([pair.peer] if pair.peer else []) + [pair.ours]]
+            figure = FIGURES / f"{pair.name}.png"
+            entry = {"name": pair.name, "family": pair.family, "note": pair.note, "sides": sides, "n": n,
+                     "floor": floor}
+            if any(s.get("points") for s in sides):
+                pair_figure(pair, sides, floor, figure)
+                entry["figure"] = str(figure.relative_to(ROOT))
+            out_pairs.append(entry)
+    floor = floor_for(args.n)
     result = {"argv": argv, "machine": machine(), "load_start": load_start, "quick": args.quick, "judge": judge,
+              "parallel": args.parallel,
               "floor": floor, "n": args.n, "minutes": args.minutes, "pairs": out_pairs,
               "at": [float(m) for m in args.at.split(",") if m.strip()]}
     (args.work / "league.json").write_text(json.dumps(

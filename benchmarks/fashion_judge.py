@@ -155,7 +155,9 @@ def make_judge(folder: Path, data: Path = FASHION, force: bool = False) -> dict:
         info = json.loads(saved.read_text())
         if info.get("epochs") == EPOCHS and all((folder / name).is_file() and sha256(folder / name) == info["sha256"][name]
                for name in ("classifier.pt", "features.pt")):
-            return info
+            # the files beside judge.json, wherever the folder now lies and whichever folder it was made from
+            return {**info, "classifier": str(folder.resolve() / "classifier.pt"),
+                    "features": str(folder.resolve() / "features.pt")}
     folder.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
     train_x, train_y = load_fashion(data, "train")
@@ -163,7 +165,7 @@ def make_judge(folder: Path, data: Path = FASHION, force: bool = False) -> dict:
     net = train_net(train_x, train_y)
     seconds = time.perf_counter() - began
     predicted = predict(net, test_x)
-    paths = {"classifier.pt": folder / "classifier.pt", "features.pt": folder / "features.pt"}
+    paths = {"classifier.pt": folder.resolve() / "classifier.pt", "features.pt": folder.resolve() / "features.pt"}
     with warnings.catch_warnings():  # torch marks TorchScript deprecated; gencli still loads only TorchScript
         warnings.simplefilter("ignore", FutureWarning)
         torch.jit.script(net).save(str(paths["classifier.pt"]))

@@ -41,6 +41,8 @@ def arguments(description: str) -> argparse.Namespace:
     parser.add_argument("--model", default="", help="which of the runner's models (where it has several)")
     parser.add_argument("--sample", type=int, default=0, help="write N samples of each snapshot instead of training")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sampling-steps", type=int, default=0,
+                        help="sampling steps for --sample where the peer has a step count (0: the peer's default)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     return args

@@ -18,7 +18,7 @@ from common import Clock, arguments, finish, load_folder, save_samples, snapshot
 SIZE, BATCH, SAMPLING = 32, 32, 250
 
 
-def build(conditional: bool):
+def build(conditional: bool, sampling: int = SAMPLING):
     if conditional:
         from denoising_diffusion_pytorch.classifier_free_guidance import GaussianDiffusion, Unet
 
@@ -27,12 +27,12 @@ def build(conditional: bool):
         from denoising_diffusion_pytorch import GaussianDiffusion, Unet
 
         unet = Unet(dim=64, dim_mults=(1, 2, 4, 8), channels=1, flash_attn=False)
-    return GaussianDiffusion(unet, image_size=SIZE, timesteps=1000, sampling_timesteps=SAMPLING)
+    return GaussianDiffusion(unet, image_size=SIZE, timesteps=1000, sampling_timesteps=sampling)
 
 
 def sample(args) -> None:
     for snap in snapshots(args.out):
-        diffusion = build(args.conditional)
+        diffusion = build(args.conditional, args.sampling_steps or SAMPLING)
         diffusion.load_state_dict(torch.load(args.out / f"snap-{snap['index']:02d}.pt"))
         diffusion.eval()
         torch.manual_seed(args.seed)
