@@ -6,8 +6,11 @@ Each command runs ``--runs`` times as a whole fresh process (interpreter start-u
 way a user or the shell starts it; min, median and max wall times are reported, next to a bare
 ``python -c pass``. Completion is asked for the way the installed bash completion script asks:
 ``_GENCLI_COMPLETE=complete_bash COMP_WORDS=... COMP_CWORD=... gencli``. None of these commands
-imports torch (tests/test_no_torch_paths.py checks it). Run it on an idle machine: the load
-average at the end is printed with the figures.
+imports torch (tests/test_no_torch_paths.py checks it); value completions are answered before
+Typer is imported (gencli.completion), option names by Typer. The children run without
+``PYTHONDONTWRITEBYTECODE``, as an installed package runs: its compiled bytecode is kept (the
+warm-up run writes it). Run it on an idle machine: the load average at the end is printed with
+the figures.
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ def completion(line: str) -> dict[str, str]:
     return {"_GENCLI_COMPLETE": "complete_bash", "COMP_WORDS": line, "COMP_CWORD": str(len(words) - 1)}
 
 
-GENCLI = [sys.executable, "-m", "gencli"]
+# the installed console script, as a shell runs it (python -m gencli where there is none)
+_SCRIPT = Path(sys.executable).parent / "gencli"
+GENCLI = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "gencli"]
 # (label, command, extra environment)
 COMMANDS: list[tuple[str, list[str], dict[str, str]]] = [
     ("`python -c pass`", [sys.executable, "-c", "pass"], {}),
@@ -38,6 +43,8 @@ COMMANDS: list[tuple[str, list[str], dict[str, str]]] = [
     ("Tab: `gencli train v<TAB>`", GENCLI, completion("gencli train v")),
     ("Tab: `gencli train vae --set <TAB>`", GENCLI, completion("gencli train vae --set ")),
     ("Tab: `gencli train vae --data m<TAB>`", GENCLI, completion("gencli train vae --data m")),
+    ("Tab: `gencli sample ddpm --set <TAB>`", GENCLI, completion("gencli sample ddpm --set ")),
+    ("Tab: `gencli train vae --s<TAB>` (option names: Typer)", GENCLI, completion("gencli train vae --s")),
     ("`gencli models`", [*GENCLI, "models"], {}),
     ("`gencli models --info vae`", [*GENCLI, "models", "--info", "vae"], {}),
     ("`gencli datasets`", [*GENCLI, "datasets"], {}),
@@ -48,7 +55,7 @@ COMMANDS: list[tuple[str, list[str], dict[str, str]]] = [
 
 def wall(cmd: list[str], env: dict[str, str], runs: int) -> tuple[float, float, float]:
     """Return (min, median, max) wall seconds of ``runs`` fresh processes of ``cmd`` (after one warm-up)."""
-    full_env = {**os.environ, **env}
+    full_env = {k: v for k, v in {**os.environ, **env}.items() if k != "PYTHONDONTWRITEBYTECODE"}
     times = []
     for i in range(runs + 1):
         t = time.perf_counter()

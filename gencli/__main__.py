@@ -1,3 +1,3 @@
-from gencli.cli import main
+from gencli.launcher import main
 
 main()

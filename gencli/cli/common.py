@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from gencli import completion
 from gencli.errors import Interrupted, UserError
 from gencli.training.threads import inference_device
 
@@ -55,87 +56,18 @@ def examples(*lines: str) -> str:
 
 
 # ------------------------------------------------------------------ completion
+# The values come from gencli.completion, which also answers the shell before Typer is imported.
 def complete_models(incomplete: str) -> list[str]:
-    from gencli.plugins import registry
-
-    return sorted(k for k in registry().models if ":" not in k and k.startswith(incomplete))
-
-
-def _paths(incomplete: str) -> list[Path]:
-    """Return the paths that start with ``incomplete`` (a path typed so far, relative or absolute)."""
-    typed = Path(incomplete or ".")
-    folder, stem = (typed, "") if incomplete.endswith("/") or not incomplete else (typed.parent, typed.name)
-    try:
-        return sorted(p for p in folder.iterdir() if p.name.startswith(stem))
-    except OSError:
-        return []
+    return completion.models(incomplete)
 
 
 def complete_datasets(incomplete: str) -> list[str]:
-    from gencli.plugins import registry
-
-    names = sorted(k for k in registry().datasets if ":" not in k and k.startswith(incomplete))
-    return names or [str(p) + "/" for p in _paths(incomplete) if p.is_dir()]
+    return completion.datasets(incomplete)
 
 
 def complete_runs(incomplete: str) -> list[str]:
     """Run directories under the runs root (and any typed path), then model names."""
-    from gencli.runs import RUN_FILE, runs_root
-
-    found = [str(p.parent) for p in runs_root().glob(f"*/{RUN_FILE}") if str(p.parent).startswith(incomplete)]
-    found += [str(p) for p in _paths(incomplete) if (p / RUN_FILE).is_file() and str(p) not in found]
-    return sorted(found) + complete_models(incomplete)
-
-
-def _declarations(model: str | None):
-    """Return the declarations of model ``model`` for completion, or None (unknown, or failing to load)."""
-    from gencli.plugins import registry
-
-    if not model:
-        return None
-    try:
-        return registry().model_declarations(model)
-    except UserError:
-        return None
-
-
-def _run_model(ref: str | None) -> str | None:
-    """Return the model name of the run ``ref`` names (a run folder, one of its checkpoints, or a model name)."""
-    from gencli.runs import RUN_FILE, RunInfo, read_run_info
-
-    if not ref:
-        return None
-    path = Path(ref).expanduser()
-    if path.is_dir() and path.parent.name == "checkpoints":
-        path = path.parent.parent
-    if not (path / RUN_FILE).is_file():
-        return ref if "/" not in ref else None  # a model name: its latest run
-    try:
-        return RunInfo(read_run_info(path)).model_name
-    except UserError:
-        return None
-
-
-def _set_keys(options_cls: type | None, given: list[str] | None, incomplete: str) -> list[str]:
-    """Return ``key=`` for each field of ``options_cls`` that starts with ``incomplete`` and is not set yet;
-    after ``key=``, the values of a field with a few choices (a Literal or a bool)."""
-    import typing
-
-    if options_cls is None or not dataclasses.is_dataclass(options_cls):
-        return []
-    fields = {f.name: f for f in dataclasses.fields(options_cls)}
-    key, eq, typed = incomplete.partition("=")
-    if eq:
-        if key.replace("-", "_") not in fields:
-            return []
-        hint = typing.get_type_hints(options_cls).get(key.replace("-", "_"))
-        args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
-        choices = ["true", "false"] if bool in args else [str(c) for a in args if typing.get_origin(a) is typing.Literal
-                                                          for c in typing.get_args(a)]
-        choices += [str(c) for c in args if isinstance(c, str)]  # a field typed by a Literal alone
-        return [f"{key}={c}" for c in choices if c.startswith(typed)]
-    taken = {pair.partition("=")[0].strip().replace("-", "_") for pair in given or []}
-    return [f"{name}=" for name in fields if name.startswith(incomplete) and name not in taken]
+    return completion.runs(incomplete)
 
 
 def _line_params(ctx: typer.Context) -> dict[str, Any]:
@@ -156,42 +88,17 @@ def _line_params(ctx: typer.Context) -> dict[str, Any]:
 
 def complete_hyperparameters(ctx: typer.Context, incomplete: str) -> list[str]:
     """`gencli train MODEL --set <TAB>`: the model's hyperparameters (with --resume RUN: its run's model's)."""
-    params = _line_params(ctx)
-    model = params.get("model") or _run_model(str(params.get("resume") or "") or None)
-    declared = _declarations(model)
-    return _set_keys(declared.Hyperparameters if declared else None, params.get("set_"), incomplete)
-
-
-def _command_run(params: dict[str, Any]) -> str | None:
-    run = params.get("run")
-    if run is None and params.get("runs"):  # `gencli eval RUN...`
-        run = params["runs"][0]
-    return run
+    return completion.hyperparameters(_line_params(ctx), incomplete)
 
 
 def complete_options(ctx: typer.Context, incomplete: str) -> list[str]:
-    """`gencli sample|interpolate|eval RUN --set <TAB>`: the options the run's model declares for that command
-    (for `sample --figure NAME`: the figure's)."""
-    params = _line_params(ctx)
-    declared = _declarations(_run_model(_command_run(params)))
-    if declared is None:
-        return []
-    figure = params.get("figure")
-    if figure:
-        options = declared.figures[figure].Options if figure in declared.figures else None
-    elif ctx.info_name == "interpolate":
-        options = declared.InterpolateOptions
-    elif ctx.info_name == "eval":
-        options = declared.eval_options()
-    else:
-        options = declared.SampleOptions
-    return _set_keys(options, params.get("set_"), incomplete)
+    """`gencli sample|interpolate|eval RUN --set <TAB>`: the options the run's model declares for that command."""
+    return completion.options(ctx.info_name or "", _line_params(ctx), incomplete)
 
 
 def complete_figures(ctx: typer.Context, incomplete: str) -> list[str]:
     """`gencli sample RUN --figure <TAB>`: the figures the run's model declares."""
-    declared = _declarations(_run_model(_command_run(_line_params(ctx))))
-    return sorted(name for name in (declared.figures if declared else {}) if name.startswith(incomplete))
+    return completion.figures(_line_params(ctx), incomplete)
 
 
 # ------------------------------------------------------------------ shared option types
