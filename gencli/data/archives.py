@@ -21,6 +21,7 @@ import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from gencli.data.roots import MIRROR_ENV
 from gencli.errors import UserError
 from gencli.registry import DataKind
 
@@ -188,7 +189,7 @@ class ArchiveDataset:
             card["fetch_by_hand"] = (
                 f"download {self.base_url}/{self.filename} and put it at "
                 f"GENCLI_DATA_DIR/downloads/{self.name}/{self.filename}; gencli verifies and extracts it "
-                f"on the next run (or set {_download().MIRROR_ENV} to a server holding the same file name)"
+                f"on the next run (or set {MIRROR_ENV} to a server holding the same file name)"
             )
         else:
             card["fetch_by_hand"] = (

@@ -36,10 +36,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from gencli.data.roots import MIRROR_ENV  # noqa: F401 - the name stays importable from here
 from gencli.errors import UserError
 from gencli.fileio import write_atomic
 
-MIRROR_ENV = "GENCLI_MIRROR"
 MANIFEST = ".gencli-source.json"
 # Written into a dataset folder once a download has been read back whole: a folder without it
 # (nor an extraction manifest) may be what an interrupted or failed download left behind.

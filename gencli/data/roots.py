@@ -12,6 +12,7 @@ from pathlib import Path
 SYSTEM_DATASETS = "/usr/share/datasets"
 SYSTEM_ENV = "GENCLI_SYSTEM_DATASETS"
 PATH_ENV = "GENCLI_DATASET_PATH"
+MIRROR_ENV = "GENCLI_MIRROR"  # a server holding the datasets' archives (read by gencli.data.download)
 
 
 def data_root() -> Path:
