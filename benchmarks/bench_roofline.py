@@ -1,6 +1,6 @@
 """CPU roofline: the machine's attainable fp32 peak and bandwidth, and where each family's step sits.
 
-    python benchmarks/bench_roofline.py [--quick] [--families vae,dcgan] [--fused-family vae]
+    python benchmarks/bench_roofline.py [--quick] [--families vae,dcgan] [--fused-families vae,pix2pix]
                                         [--write benchmarks/RESULTS.md] [--figure benchmarks/figures/roofline.png]
 
 In one run:
@@ -17,8 +17,8 @@ In one run:
   call), GEMMs (mm, addmm, bmm, attention), memory-bound ops (normalisation, activations,
   elementwise, losses, copies), the optimizer step, data, and overhead (wall time minus the self
   time of those: Python, autograd engine, dispatch);
-- the optimizer path: one family's step with its default Adam (on the CPU torch's single-tensor
-  loop) against ``foreach=True`` and ``fused=True`` Adam, in rotated rounds in the same process.
+- the optimizer path: each family's step with torch's single-tensor Adam loop (its default on the
+  CPU) against ``foreach=True`` and ``fused=True`` Adam, in rotated rounds in the same process.
 
 ``--quick`` sweeps fewer shapes and times fewer steps (about two minutes on an idle 2-core machine);
 its section says so.
@@ -332,11 +332,12 @@ def with_optimizer_flags(side: GencliSide, **flags) -> list[str]:
 
 
 def optimizer_ab(model_name: str, rounds: int, steps: int, warmup: int) -> dict[str, Any]:
-    variants = {"default": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}
+    variants = {"default": {"foreach": False, "fused": False}, "foreach": {"foreach": True, "fused": False},
+                "fused": {"foreach": False, "fused": True}}
     sides, swapped = {}, []
     for v, flags in variants.items():
         side, _ = build_side(model_name)
-        swapped = with_optimizer_flags(side, **flags) if flags else swapped
+        swapped = with_optimizer_flags(side, **flags)
         for _ in range(warmup):
             train_once(side)
         sides[v] = side
@@ -379,7 +380,7 @@ def why(r: dict, peak: float, ridge: float) -> str:
             + f"; {intensity:.1f} FLOP/byte against a ridge of {ridge:.1f}: {bound}. Top ops: {top}.")
 
 
-def report(peak: dict, rows: list[dict], ab: dict | None, argv: list[str], info: dict, args) -> str:
+def report(peak: dict, rows: list[dict], ab: list[dict], argv: list[str], info: dict, args) -> str:
     threads = peak["threads"]
     top = max(threads)
     ridge = peak["peak"] / peak["bw"]
@@ -456,21 +457,24 @@ def report(peak: dict, rows: list[dict], ab: dict | None, argv: list[str], info:
     if slow:
         lines += ["", "Below half the peak, from each step's profile:", ""]
         lines += [why(r, peak["peak"], ridge) for r in slow]
-    lines += ["", "Optimizers (none of the families sets `foreach` or `fused`; on the CPU torch's default is then the "
-              "single-tensor loop): " + "; ".join(
-                  f"{r['name']} " + ", ".join(f"{k} {c}" for k, (c, _, _) in r["optimizers"].items()) for r in rows) + "."]
+    def kind(name: str, foreach, fused) -> str:
+        return f"{name} ({'fused' if fused else 'foreach' if foreach else 'single-tensor loop'})"
+
+    lines += ["", "Optimizers as each family builds them: " + "; ".join(
+        f"{r['name']} " + ", ".join(f"{k} {kind(*v)}" for k, v in r["optimizers"].items()) for r in rows) + "."]
     if ab:
-        m, ratio = ab["median"], ab["ratio"]
         lines += [
             "",
-            (f"Adam variants on `{ab['model']}`'s default step (its {', '.join(ab['swapped'])} optimizer(s) rebuilt "
-             f"with the same parameter groups), one process, {ab['rounds']} rounds of {ab['steps']} steps in rotated "
-             "order; ratio = default's time / the variant's (above 1: faster), median of the rounds' ratios:"),
+            (f"Adam's implementations on each family's default step (its Adam optimizers rebuilt with the same "
+             f"parameter groups), one process per family, {ab[0]['rounds']} rounds of {ab[0]['steps']} steps in "
+             "rotated order; ratio = the single-tensor loop's time / the variant's (above 1: faster), median of the "
+             "rounds' ratios. The loop is torch's default on the CPU; `gencli.nn.optim.adam`, which the families "
+             "build their Adam with, takes the fused kernel:"),
             "",
-            "| Adam | s/step | ratio |",
-            "|---|---:|---:|",
-            *(f"| {v}{' (torch default on the CPU)' if v == 'default' else '=True'} | {m[v]:.4f} | **{ratio[v]:.2f}x** |"
-              for v in m),
+            "| family | optimizers | loop s/step | foreach | fused |",
+            "|---|---|---:|---:|---:|",
+            *(f"| {a['model']} | {', '.join(a['swapped'])} | {a['median']['default']:.4f} | {a['ratio']['foreach']:.2f}x "
+              f"| **{a['ratio']['fused']:.2f}x** |" for a in ab),
         ]
     return "\n".join(lines) + "\n"
 
@@ -512,7 +516,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer shapes and steps (about two minutes)")
     parser.add_argument("--families", default="", help=f"comma-separated, of: {', '.join(FAMILIES)} (default: all)")
-    parser.add_argument("--fused-family", default="vae", help="the family whose step times the Adam variants")
+    parser.add_argument("--fused-families", default="all", help="the families whose step times Adam's "
+                        "implementations (comma-separated; default: every family measured)")
     parser.add_argument("--write", type=Path, default=None, help="also write the section into this Markdown file")
     parser.add_argument("--figure", type=Path, default=HERE / "figures" / "roofline.png")
     args = parser.parse_args(argv)
@@ -544,15 +549,19 @@ def main(argv: list[str] | None = None) -> int:
         t = rows[-1]["train"]
         print(f"{rows[-1]['name']}: {t['seconds']:.3f} s/step, {t['flops'] / 1e9:.2f} GFLOP, "
               f"{t['flops'] / t['seconds'] / 1e9:.1f} GFLOP/s [{time.perf_counter() - started:.0f} s]", flush=True)
-    ab = None
-    if args.fused_family and args.fused_family in registry().models:
-        ab = optimizer_ab(args.fused_family, rounds=3 if quick else 6, steps=2 if quick else 4, warmup=2)
-        print(f"Adam on {args.fused_family}: " + ", ".join(f"{v} {s:.4f} s ({ab['ratio'][v]:.2f}x)"
-                                                          for v, s in ab["median"].items()), flush=True)
+    ab = []
+    adam_families = [r["model"] for r in rows] if args.fused_families == "all" else \
+        [f for f in args.fused_families.split(",") if f]
+    for name in adam_families:
+        if name not in registry().models:
+            continue
+        ab.append(optimizer_ab(name, rounds=3 if quick else 6, steps=2 if quick else 4, warmup=2))
+        print(f"Adam on {name}: " + ", ".join(f"{v} {s:.4f} s ({ab[-1]['ratio'][v]:.2f}x)"
+                                             for v, s in ab[-1]["median"].items()), flush=True)
     if rows:
         figure(peak, rows, args.figure, quick)
     shown = (["--quick"] if quick else []) + ([f"--families {args.families}"] if args.families else []) + (
-        [f"--fused-family {args.fused_family}"] if args.fused_family != "vae" else [])
+        [f"--fused-families {args.fused_families}"] if args.fused_families != "all" else [])
     section = report(peak, rows, ab, shown, machine("cpu"), args)
     if failed:
         section += "\nNot measured, failed in this run: " + "; ".join(failed) + ".\n"

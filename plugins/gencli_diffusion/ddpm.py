@@ -24,6 +24,7 @@ from gencli.models.base import (
     TensorSpec,
 )
 from gencli.nn.ema import ema_copy, ema_decay_at, ema_update
+from gencli.nn.optim import adam
 from gencli_diffusion.declarations import (  # noqa: F401 - declared apart from the networks
     DDPMDeclarations,
     DDPMHyperparameters,
@@ -84,7 +85,7 @@ class DDPM(DDPMDeclarations, Model):
         return {"unet": unet, "ema": ema}
 
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"unet": torch.optim.Adam(self.nets["unet"].parameters(), lr=self.hp.lr)}
+        return {"unet": adam(self.nets["unet"].parameters(), lr=self.hp.lr)}
 
     def build_schedulers(self) -> dict[str, Any]:
         warmup = self.hp.warmup_steps

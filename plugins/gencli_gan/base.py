@@ -38,6 +38,7 @@ from gencli.nn.losses import (
     instance_noise_std,
     smoothed_target,
 )
+from gencli.nn.optim import adam
 from gencli_gan.declarations import (  # noqa: F401 - declared apart from the networks
     AdversarialHyperparameters,
     LossSettings,
@@ -92,7 +93,7 @@ class GAN(Model):
             make = torch.optim.RMSprop
         else:
             def make(params, lr):
-                return torch.optim.Adam(params, lr=lr, betas=(hp.beta1, hp.beta2))
+                return adam(params, lr=lr, betas=(hp.beta1, hp.beta2))
         return {"G": make(self.nets["G"].parameters(), lr=hp.lr), "D": make(self.nets["D"].parameters(), lr=hp.lr_d or hp.lr)}
 
     # -- pieces of the train step

@@ -49,6 +49,7 @@ from gencli.models.base import (
 from gencli.nn.ema import ema_copy, ema_decay_for_half_life, ema_update
 from gencli.nn.losses import nonsaturating_d_loss, nonsaturating_g_loss, r1_penalty
 from gencli.nn.noise import Noise, noise_for
+from gencli.nn.optim import adam
 from gencli_stylegan.declarations import (  # noqa: F401 - declared apart from the networks
     StyleGANDeclarations,
     StyleGANHyperparameters,
@@ -441,7 +442,7 @@ class StyleGAN(StyleGANDeclarations, Model):
         # the optimiser's time scale as if there were none (StyleGAN2, appendix B).
         ratio = reg_every / (reg_every + 1)
         betas = (self.hp.beta1**ratio, self.hp.beta2**ratio)
-        return torch.optim.Adam(net.parameters(), lr=self.hp.lr * ratio, betas=betas, eps=1e-8)
+        return adam(net.parameters(), lr=self.hp.lr * ratio, betas=betas, eps=1e-8)
 
     # ------------------------------------------------------------------ training
     def _prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -20,6 +20,7 @@ from torch import nn
 from gencli.data.base import Batch, ImageData
 from gencli.errors import UserError
 from gencli.models.base import ExportSpec
+from gencli.nn.optim import adam
 from gencli_translation.common import (
     PREVIEW_EXAMPLES,
     TranslationModel,
@@ -91,8 +92,8 @@ class CycleGAN(CycleGANDeclarations, TranslationModel):
         betas = (self.hp.beta1, self.hp.beta2)
         params = lambda *names: [p for n in names for p in self.nets[n].parameters()]  # noqa: E731
         return {
-            "G": torch.optim.Adam(params("G_AB", "G_BA"), lr=self.hp.lr, betas=betas),
-            "D": torch.optim.Adam(params("D_A", "D_B"), lr=self.hp.lr, betas=betas),
+            "G": adam(params("G_AB", "G_BA"), lr=self.hp.lr, betas=betas),
+            "D": adam(params("D_A", "D_B"), lr=self.hp.lr, betas=betas),
         }
 
     def build_schedulers(self) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from torch import nn
 from gencli.data.base import Batch, ImageData
 from gencli.errors import UserError
 from gencli.models.base import ExportSpec
+from gencli.nn.optim import adam
 from gencli_translation.common import (
     PREVIEW_EXAMPLES,
     TranslationModel,
@@ -72,7 +73,7 @@ class Pix2Pix(Pix2PixDeclarations, TranslationModel):
 
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         betas = (self.hp.beta1, self.hp.beta2)
-        return {name: torch.optim.Adam(self.nets[name].parameters(), lr=self.hp.lr, betas=betas) for name in ("G", "D")}
+        return {name: adam(self.nets[name].parameters(), lr=self.hp.lr, betas=betas) for name in ("G", "D")}
 
     @property
     def directions(self) -> tuple[str, ...]:

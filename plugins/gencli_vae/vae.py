@@ -18,6 +18,7 @@ from torch import nn
 from gencli.data.base import Batch
 from gencli.errors import UserError
 from gencli.models.base import ExportedNetwork, ExportSpec, Model, TensorSpec
+from gencli.nn.optim import adam
 from gencli_vae.declarations import (  # noqa: F401 - declared apart from the networks
     BetaVAEDeclarations,
     BetaVAEHyperparameters,
@@ -172,7 +173,7 @@ class VAE(VAEDeclarations, Model):
 
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         params = [p for net in self.nets.values() for p in net.parameters()]
-        return {"vae": torch.optim.Adam(params, lr=self.hp.lr)}
+        return {"vae": adam(params, lr=self.hp.lr)}
 
     # -- helpers
     def onehot(self, labels: torch.Tensor | None) -> torch.Tensor | None:

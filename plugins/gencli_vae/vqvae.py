@@ -34,6 +34,7 @@ from gencli.data.base import Batch, ImageData
 from gencli.errors import UserError
 from gencli.models import hparams
 from gencli.models.base import ExportedNetwork, ExportSpec, Model, TensorSpec
+from gencli.nn.optim import adam
 from gencli_vae.declarations import (  # noqa: F401 - declared apart from the networks
     PriorSampleOptions,
     VQVAEDeclarations,
@@ -293,7 +294,7 @@ class VQVAE(VQVAEDeclarations, Model):
 
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         params = [p for p in self.nets["vqvae"].parameters() if p.requires_grad]
-        return {"vqvae": torch.optim.Adam(params, lr=self.hp.lr)}
+        return {"vqvae": adam(params, lr=self.hp.lr)}
 
     # -- the train step
     def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
@@ -455,7 +456,7 @@ class VQVAEPrior(VQVAEPriorDeclarations, Model):
             )
 
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"prior": torch.optim.Adam(self.nets["prior"].parameters(), lr=self.hp.lr)}
+        return {"prior": adam(self.nets["prior"].parameters(), lr=self.hp.lr)}
 
     @property
     def grid(self) -> int:
