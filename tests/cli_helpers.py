@@ -17,6 +17,34 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
                           cwd=cwd, env=full_env, timeout=timeout)
 
 
+# Runs the CLI in-process in a fresh interpreter (``entry``: the module whose main() runs), then
+# prints its exit code, its stdout, and whether it imported Typer and torch.
+PROBE = """
+import contextlib, importlib, io, json, sys
+entry, args = sys.argv[1], json.loads(sys.argv[2])
+sys.argv = ["gencli", *args]
+main = importlib.import_module(entry).main
+out = io.StringIO()
+code = 0
+try:
+    with contextlib.redirect_stdout(out):
+        main()
+except SystemExit as exc:
+    code = exc.code or 0
+print(json.dumps({"code": code, "out": out.getvalue(), "typer": "typer" in sys.modules, "torch": "torch" in sys.modules}))
+"""
+
+
+def probe_cli(args: list[str], env: dict[str, str] | None = None, entry: str = "gencli.launcher") -> dict:
+    """Run ``gencli ARGS`` through ``entry`` in a fresh interpreter: {code, out, typer, torch}."""
+    import json
+
+    done = subprocess.run([sys.executable, "-c", PROBE, entry, json.dumps(args)], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def fork_cli(*args: str, log: Path, before=None) -> int:
     """Run ``gencli ARGS`` in a forked child (a real second process, torch already imported, so it
     starts at once), stderr to ``log``; ``before`` runs in the child first. Return the child's pid."""

@@ -11,11 +11,10 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
-import subprocess
 import sys
 
 import pytest
+from cli_helpers import probe_cli
 
 from gencli import completion
 from gencli.cli import completion_table
@@ -110,34 +109,16 @@ def test_a_run_on_the_line_completes_its_models_options_on_both_paths(monkeypatc
         assert fast == typer_answer(monkeypatch, env)
 
 
-PROBE = """
-import contextlib, io, json, sys
-from gencli.launcher import main
-out = io.StringIO()
-code = 0
-try:
-    with contextlib.redirect_stdout(out):
-        main()
-except SystemExit as exc:
-    code = exc.code or 0
-print(json.dumps({"code": code, "out": out.getvalue(), "typer": "typer" in sys.modules, "torch": "torch" in sys.modules}))
-"""
-
-
 @pytest.mark.parametrize("line", ["gencli train v", "gencli train vae --set ", "gencli train vae --data mn",
                                   "gencli sample ddpm --set ", "gencli sample stylegan --figure "])
 def test_common_completions_import_neither_typer_nor_torch(line):
-    env = {**os.environ, **shell_envs(line)[0]}
-    done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=120)
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = probe_cli([], shell_envs(line)[0])
     assert result["code"] == 0 and result["out"].strip(), result
     assert result["typer"] is False and result["torch"] is False, result
 
 
 def test_option_names_still_complete_through_the_entry_point():
-    env = {**os.environ, **shell_envs("gencli train vae --se")[0]}
-    done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=120)
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = probe_cli([], shell_envs("gencli train vae --se")[0])
     assert result["out"].split() == ["--seed", "--set"] and result["typer"] is True
 
 

@@ -8,34 +8,15 @@ torch was imported. No timings here: benchmarks/bench_startup.py measures them.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
-
-# Runs the CLI in-process in a fresh interpreter, then prints whether torch was imported.
-PROBE = """
-import contextlib, io, json, sys
-sys.argv = ["gencli", *json.loads(sys.argv[1])]
-from gencli.cli import main
-out = io.StringIO()
-code = 0
-try:
-    with contextlib.redirect_stdout(out):
-        main()
-except SystemExit as exc:
-    code = exc.code or 0
-print(json.dumps({"code": code, "torch": "torch" in sys.modules, "out": out.getvalue()}))
-"""
+from cli_helpers import probe_cli
 
 
 def probe(args: list[str], env: dict[str, str] | None = None) -> dict:
-    full_env = {**os.environ, **(env or {})}
-    done = subprocess.run([sys.executable, "-c", PROBE, json.dumps(args)], capture_output=True, text=True,
-                          env=full_env, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    """The Typer path itself (``gencli.cli``), also for completions: the entry point's fast completer has
+    its own tests (tests/test_fast_completion.py)."""
+    return probe_cli(args, env, entry="gencli.cli")
 
 
 def complete(line: str, env: dict[str, str] | None = None) -> dict:
