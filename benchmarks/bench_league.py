@@ -336,6 +336,26 @@ def pair_figure(pair: Pair, sides: list[dict], floor: float, path: Path) -> Path
     return path
 
 
+def headline(pairs: list[dict], at: list[float]) -> list[str]:
+    """Each pair's FD ratio, gencli's over the peer's, at the compared minutes (below 1: gencli ahead)."""
+    rows = []
+    for pair in pairs:
+        peer = next((s for s in pair["sides"] if s.get("kind") == "peer" and s.get("points")), None)
+        ours = next((s for s in pair["sides"] if s.get("kind") == "gencli" and s.get("points")), None)
+        if peer is None or ours is None:
+            continue
+        cells = []
+        for m in at:
+            a, b = fd_at(ours["points"], m), fd_at(peer["points"], m)
+            cells.append("-" if a is None or b is None else f"{a:.1f} / {b:.1f} = **{a / b:.2f}**")
+        rows.append(f"| {pair['name']} | {ours['name']} against {peer['name']} | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    return ["Headline: gencli's FD over the peer's at equal minutes (below 1: gencli ahead).", "",
+            "| pair | sides | " + " | ".join(f"at {m:g} min" for m in at) + " |",
+            "|---|---|" + "---:|" * len(at), *rows, ""]
+
+
 def report(r: dict) -> str:
     judge, floor = r["judge"], r["floor"]
     lines = section_head(TITLE, "bench_league.py", r["argv"], r["machine"])
@@ -362,6 +382,7 @@ def report(r: dict) -> str:
                                                                    strict=True)) + ".", "",
     ]
     at = r["at"]
+    lines += headline(r["pairs"], at)
     head = ("| pair | side | version | steps | images/s | peak RSS | " + " | ".join(f"FD at {m:g} min" for m in at)
             + " | last FD | " + " | ".join(f"min to {k}x" for k in LINES) + " |")
     lines += [head, "|---|---|---|---:|---:|---:|" + "---:|" * (len(at) + 1 + len(LINES))]
@@ -439,7 +460,12 @@ def main(argv: list[str] | None = None) -> int:
                         "one thread (1: one side at a time on all cores)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--write", type=Path, default=None, help="also write the section into this Markdown file")
+    parser.add_argument("--render", type=Path, default=None, help="write the section again from a run's "
+                        "WORK/league.json (its figures stay as that run drew them)")
     args = parser.parse_args(argv)
+    if args.render:
+        publish(report(json.loads(args.render.read_text())), args.write)
+        return 0
     if args.quick:  # snapshots at quarters of the budget, FD compared at its half and its end
         m = args.minutes or 1.0
         args.minutes, args.at, args.n = m, f"{m / 2:g},{m:g}", min(args.n, 2000)

@@ -27,3 +27,38 @@ def test_fd_at_equal_minutes_takes_the_last_snapshot_taken_by_then():
     assert bench_league.fd_at(CURVE, 30) == 14.0  # the last one, not the best
     assert bench_league.fd_at(CURVE, 20) == 12.0
     assert bench_league.fd_at(CURVE, 0.5) is None
+
+
+def test_the_headline_divides_gencli_s_fd_by_the_peer_s_at_each_mark():
+    peer = {"kind": "peer", "name": "peer", "points": [{"minutes": 5.0, "fd": 40.0}, {"minutes": 10.0, "fd": 20.0}]}
+    ours = {"kind": "gencli", "name": "gencli vae", "points": [{"minutes": 5.1, "fd": 10.0}, {"minutes": 10.2, "fd": 30.0}]}
+    alone = {"kind": "gencli", "name": "gencli cvae", "points": [{"minutes": 10.0, "fd": 5.0}]}
+    lines = bench_league.headline([{"name": "vae", "sides": [peer, ours]}, {"name": "cvae", "sides": [alone]}], [5, 10])
+    row = next(line for line in lines if line.startswith("| vae"))
+    assert "**0.25**" in row and "**1.50**" in row
+    assert not any(line.startswith("| cvae") for line in lines)  # no peer, no ratio
+    failed = {"kind": "peer", "name": "peer", "error": "no torch._six"}
+    assert bench_league.headline([{"name": "sngan", "sides": [failed, ours]}], [5, 10]) == []
+
+
+def test_a_section_is_rendered_again_from_a_runs_json(tmp_path):
+    import json
+
+    from results import machine
+
+    run = {"argv": [], "machine": machine(), "load_start": 0.1, "quick": False,
+           "parallel": 2, "judge": {"test_accuracy": 0.91, "floor_fd": 0.15, "classes": [str(k) for k in range(10)],
+                                    "per_class_accuracy": [0.9] * 10},
+           "floor": 3.0, "n": 2000, "minutes": 10.0, "at": [5.0, 10.0],
+           "pairs": [{"name": "vae", "family": "vae", "note": "", "n": 2000, "floor": 3.0, "sides": [
+               {"kind": "peer", "name": "pythae VAE", "version": "0.1.2", "steps": 10, "batch": 64, "images_per_s": 5.0,
+                "peak_rss_mib": 100.0, "settings": "its defaults", "points": [{"minutes": 10.0, "step": 10, "fd": 60.0}]},
+               {"kind": "gencli", "name": "gencli vae", "version": "gencli 0.1.0", "steps": 99, "batch": 64,
+                "images_per_s": 50.0, "peak_rss_mib": 100.0, "settings": "defaults",
+                "points": [{"minutes": 10.0, "step": 99, "fd": 30.0}]}]}]}
+    (tmp_path / "league.json").write_text(json.dumps(run))
+    out = tmp_path / "RESULTS.md"
+    out.write_text("# Results\n")
+    assert bench_league.main(["--render", str(tmp_path / "league.json"), "--write", str(out)]) == 0
+    text = out.read_text()
+    assert "30.0 / 60.0 = **0.50**" in text and "pythae VAE" in text
