@@ -87,9 +87,14 @@ def test_with_every_recipe_setting_given_the_run_has_no_note(tmp_path, folder):
     assert "notes" not in info and info["hyperparameters"]["d_norm"] == "batch"
 
 
-def test_large_data_and_other_gans_keep_the_paper_recipe(tmp_path, folder):
-    _, info = run_info("dcgan", "shapes", tmp_path / "big", GAN_TINY)  # 10,000 training images
-    assert "notes" not in info and info["hyperparameters"]["d_norm"] == "batch" and info["hyperparameters"]["depth"] == 0
+def test_large_data_keeps_the_paper_recipe_and_says_so_and_other_gans_keep_it(tmp_path, folder, capsys):
+    _, info = run_info("dcgan", "shapes", tmp_path / "big", GAN_TINY, quiet=False)  # 10,000 training images
+    assert info["hyperparameters"]["d_norm"] == "batch" and info["hyperparameters"]["depth"] == 0
+    assert len(info["notes"]) == 1 and "10,000 training images (10,000 or more): the paper's recipe" in info["notes"][0]
+    assert "d_norm=batch, loss=ns, depth=0" in info["notes"][0]
+    assert "note: 10,000 training images" in capsys.readouterr().err
+    _, info = run_info("dcgan", "shapes", tmp_path / "chosen", {**GAN_TINY, "depth": "1"})
+    assert "notes" not in info  # the user chose part of the recipe: nothing to say
     _, info = run_info("cgan", folder, tmp_path / "cgan", GAN_TINY)
     assert "notes" not in info and info["hyperparameters"]["loss"] == "ns"
 

@@ -127,7 +127,8 @@ class DCGANDiscriminator(nn.Module):
 #   networks have two layers each): FID 9.4 against 30.5 after 4,000 steps (10.4 with another seed),
 #   at about 2.5 times the time per step. Neither network deepened alone came close (G alone: 36.0
 #   after 3,000 steps; D alone: 33.4 after 2,000).
-# Each part is taken only where the user set none of its settings. Larger sets keep the paper's recipe.
+# Each part is taken only where the user set none of its settings. Larger sets keep the paper's recipe,
+# and a note says so (Fashion-MNIST's 60,000 images: benchmarks/RESULTS.md, the league).
 SMALL_DATA = 10_000
 SMALL_DATA_DISCRIMINATOR = {"d_norm": "spectral", "loss": "hinge", "lr_d": 2.0}  # lr_d: a multiple of lr
 SMALL_DATA_DEPTH = {"depth": 1}  # g_depth and d_depth follow depth unless set
@@ -151,8 +152,15 @@ class DCGAN(DCGANDeclarations, GAN):
         one of them means they chose), and only for ``dcgan`` itself: the conditional GAN already
         reaches its targets with the paper's recipe, and the WGANs fix their own loss and critic.
         """
-        if cls.name != "dcgan" or len(data) >= SMALL_DATA:
+        if cls.name != "dcgan":
             return hp, []
+        if len(data) >= SMALL_DATA:
+            if given & {*SMALL_DATA_DISCRIMINATOR, *SMALL_DATA_DEPTH, "g_depth", "d_depth"}:
+                return hp, []
+            return hp, [f"{len(data):,} training images ({SMALL_DATA:,} or more): the paper's recipe (d_norm={hp.d_norm}, "
+                        f"loss={hp.loss}, depth={hp.depth}); the small-data recipe (a spectrally normalised hinge "
+                        "discriminator, one more convolution per resolution) was chosen on smaller sets; set any of "
+                        "them with --set to choose yourself"]
         chosen, why = [], []
         if not given & SMALL_DATA_DISCRIMINATOR.keys():
             hp.d_norm, hp.loss = SMALL_DATA_DISCRIMINATOR["d_norm"], SMALL_DATA_DISCRIMINATOR["loss"]
