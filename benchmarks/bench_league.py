@@ -64,6 +64,7 @@ class Side:
     checkpoint_every: int = 100
     conditional: bool = False
     sets: list[str] = field(default_factory=list)
+    image_size: int = 28  # gencli: the size it trains at (brought back to 28 px for the judge)
 
 
 @dataclass
@@ -95,7 +96,7 @@ PAIRS = [
     Pair("gan", "cgan", None, Side("gencli cgan", model="cgan", conditional=True),
          note="torch-mimicry's conditional GANs need its own label pipeline; gencli's cgan is judged alone."),
     Pair("stylegan", "stylegan", Side("lightweight-gan", "lightweight_gan_runner.py"),
-         Side("gencli stylegan", model="stylegan", checkpoint_every=25)),
+         Side("gencli stylegan", model="stylegan", checkpoint_every=25, image_size=32)),
 ]
 
 
@@ -227,7 +228,7 @@ def run_gencli(side: Side, work: Path, data: str, minutes: float, marks: list[fl
     out.parent.mkdir(parents=True, exist_ok=True)
     config = work / "gencli" / f"{side.model}.toml"
     config.write_text(f"checkpoint_every = {side.checkpoint_every}\nkeep_checkpoints = 100000\n")
-    cmd = [sys.executable, "-m", "gencli", *(["--threads", "1"] if core is not None else []), "train", side.model, "--data", data, "--image-size", "28",
+    cmd = [sys.executable, "-m", "gencli", *(["--threads", "1"] if core is not None else []), "train", side.model, "--data", data, "--image-size", str(side.image_size),
            "--channels", "1", "--steps", "99999999", "--config", str(config), "--out", str(out), "--device", "cpu",
            "--seed", str(seed), *[a for s in side.sets for a in ("--set", s)]]
     kept: dict[str, float] = {}  # checkpoint name -> minutes
@@ -263,14 +264,22 @@ def run_gencli(side: Side, work: Path, data: str, minutes: float, marks: list[fl
         g = torch.Generator().manual_seed(seed)
         labels = torch.arange(n) % 10 if side.conditional else None
         with torch.no_grad():
-            images = torch.cat([to_uint8(model.sample(min(250, n - i), None if labels is None else labels[i:i + 250],
-                                                      generator=g).cpu()) for i in range(0, n, 250)])
+            images = torch.cat([to_uint8(to_28(model.sample(min(250, n - i), None if labels is None else labels[i:i + 250],
+                                                            generator=g).cpu())) for i in range(0, n, 250)])
         points.append({"minutes": at, "step": int(name.split("-")[1]), "images": images, "labels": labels})
     steps = points[-1]["step"]
     result.update(version=f"gencli {run.info.get('gencli_version', '')}".strip(), steps=steps, batch=batch,
-                  settings=f"the model's defaults (batch {batch}), 28 px grey",
+                  settings=f"the model's defaults (batch {batch}), {side.image_size} px grey"
+                  + ("" if side.image_size == 28 else ", brought back to 28 px for the judge"),
                   images_per_s=steps * batch / max(seconds, 1e-9), points=points)
     return result
+
+
+def to_28(images: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] at the judge's 28 px (area resampling from a larger size)."""
+    if images.shape[-1] == 28:
+        return images
+    return torch.nn.functional.interpolate(images.float(), size=(28, 28), mode="area")
 
 
 def newest_mtime(folder: Path) -> float:
