@@ -45,6 +45,9 @@ COMMANDS: list[tuple[str, list[str], dict[str, str]]] = [
     ("Tab: `gencli train vae --data m<TAB>`", GENCLI, completion("gencli train vae --data m")),
     ("Tab: `gencli sample ddpm --set <TAB>`", GENCLI, completion("gencli sample ddpm --set ")),
     ("Tab: `gencli train vae --s<TAB>` (option names: Typer)", GENCLI, completion("gencli train vae --s")),
+    # the same value completion through Typer, as every completion ran before gencli.completion: before/after
+    ("Tab: `gencli train vae --set <TAB>` through Typer (the path before)",
+     [sys.executable, "-c", "from gencli.cli import main; main()"], completion("gencli train vae --set ")),
     ("`gencli models`", [*GENCLI, "models"], {}),
     ("`gencli models --info vae`", [*GENCLI, "models", "--info", "vae"], {}),
     ("`gencli datasets`", [*GENCLI, "datasets"], {}),
