@@ -1,8 +1,8 @@
 """Class labels for a conditional model asked for images without a class.
 
 A model trained on a class folder is conditional, yet most users sample it without ``--label``.
-Such a model is never handed "no label" (which a model trained with classifier-free guidance,
-say, reads as its unconditional branch): the core draws the classes itself, in the proportions of the training
+Such a model is never handed "no label" (which a model may read as a branch it trained less): the
+core draws the classes itself, in the proportions of the training
 data (the per-class counts a run records in run.json), or uniformly for a run without counts.
 """
 
