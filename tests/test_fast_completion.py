@@ -71,6 +71,13 @@ def fast_answer(env: dict[str, str]) -> tuple[int, str] | None:
     return (0, out.getvalue()) if answered else None
 
 
+def test_the_table_ships_in_the_package():
+    import tomllib
+
+    pyproject = tomllib.loads((completion.TABLE_FILE.parents[1] / "pyproject.toml").read_text())
+    assert completion.TABLE_FILE.name in pyproject["tool"]["setuptools"]["package-data"]["gencli"]
+
+
 def test_the_table_is_the_typer_apps():
     assert completion_table.main(["--check"]) == 0, "run `python -m gencli.cli.completion_table`"
 
