@@ -99,6 +99,44 @@ def test_large_data_keeps_the_paper_recipe_and_says_so_and_other_gans_keep_it(tm
     assert "notes" not in info and info["hyperparameters"]["loss"] == "ns"
 
 
+# ------------------------------------------------------------------ the conditional GAN
+def class_norms(G):
+    from gencli_gan.dcgan import ClassBatchNorm2d
+
+    return [m for m in G.modules() if isinstance(m, ClassBatchNorm2d)]
+
+
+def test_a_new_cgan_run_gives_every_generator_batch_norm_the_class_s_gain_and_bias(tmp_path, folder):
+    run, info = run_info("cgan", folder, tmp_path / "run", GAN_TINY)
+    assert info["hyperparameters"]["g_labels"] == "batchnorm"
+    from gencli.runs import load_trained
+
+    model = load_trained(str(run))
+    norms = class_norms(model.nets["G"])
+    assert len(norms) == 2 and all(n.class_gain.shape == (4, n.num_features) for n in norms)  # 16 px: 4x4, 8x8
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) and m.affine for m in model.nets["G"].modules())
+    trained = norms[0].class_gain.detach()
+    assert not torch.equal(trained, torch.ones_like(trained))  # they learn
+    z = torch.randn(1, 4).expand(4, 4)
+    with torch.no_grad():
+        images = model.generate(z, torch.arange(4))
+    assert images.shape == (4, 1, 16, 16) and images.abs().max() <= 1
+    assert all(not torch.equal(images[0], images[k]) for k in (1, 2, 3))
+
+
+def test_a_cgan_keeps_the_label_at_the_input_when_asked_or_recorded_before_g_labels(tmp_path, folder):
+    run, info = run_info("cgan", folder, tmp_path / "run", {**GAN_TINY, "g_labels": "input"})
+    assert info["hyperparameters"]["g_labels"] == "input"
+    del info["hyperparameters"]["g_labels"]  # as an earlier version wrote it
+    (run / "run.json").write_text(json.dumps(info))
+    from gencli.runs import load_trained
+
+    model = load_trained(str(run))
+    assert model.hp.g_labels is None and not class_norms(model.nets["G"])
+    assert model.nets["G"].body[0].in_channels == 4 + 4  # z and the one-hot label
+    assert model.sample(4, torch.arange(4)).shape == (4, 1, 16, 16)
+
+
 # ------------------------------------------------------------------ the conditional VAE
 def test_a_new_cvae_run_puts_the_label_into_every_convolution(tmp_path, folder):
     run, info = run_info("cvae", folder, tmp_path / "run", VAE_TINY)

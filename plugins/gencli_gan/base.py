@@ -201,10 +201,12 @@ class GAN(Model):
         labels = self.check_labels(labels, len(z))
         return self.nets["G_ema"](z.to(self.device), labels).float().clamp(-1, 1)
 
-    def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Return ``n`` images from the EMA generator."""
-        z = self.latents(n, generator)
-        return self.generate(z, labels)
+    def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None,
+               truncation: float | None = None) -> torch.Tensor:
+        """Return ``n`` images from the EMA generator, z scaled by ``truncation`` (None: the declared default)."""
+        if truncation is None:  # called without options (training previews, other code)
+            truncation = self.SampleOptions().truncation
+        return self.generate(self.latents(n, generator) * truncation, labels)
 
     # -- export
     def export_module(self, direction: str | None = None) -> tuple[nn.Module, ExportSpec]:

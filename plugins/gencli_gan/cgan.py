@@ -2,7 +2,8 @@
 
 Conditioning, chosen for being simple and strong:
 - the generator takes the one-hot label concatenated with z, as in the original conditional GAN
-  (Mirza & Osindero 2014);
+  (Mirza & Osindero 2014), and (``g_labels=batchnorm``, every new run) each batch norm takes the
+  class's own gain and bias, the generator Miyato & Koyama pair with their discriminator;
 - the discriminator is a projection discriminator (Miyato & Koyama, ICLR 2018): its logit is
   psi(phi(x)) + <embed(y), phi(x)> with phi(x) the sum-pooled last feature map, so it judges
   both realism and whether the image fits its label, more stably than concatenating the label
@@ -23,6 +24,17 @@ class CGAN(CGANDeclarations, DCGAN):
     name = "cgan"
     summary = "class-conditional DCGAN with a projection discriminator (Mirza & Osindero 2014; Miyato & Koyama 2018)"
     data = "labelled"
+
+    @classmethod
+    def fit_to_data(cls, hp, data, given: frozenset[str]):
+        """A new run gives the generator class-conditional batch norm (see ``g_labels``).
+
+        Measured on Fashion-MNIST's 60,000 images, 10 minutes on one core (benchmarks/RESULTS.md):
+        FD 11.6 against 13.9 with the label at the input only, and coats and sandals read right more often.
+        """
+        if "g_labels" not in given and hp.g_labels is None:
+            hp.g_labels = "batchnorm"
+        return hp, []
 
     def build_networks(self):
         if not self.num_classes:
@@ -45,8 +57,9 @@ class CGAN(CGANDeclarations, DCGAN):
             raise UserError(f"got {len(labels)} labels for {n} images")
         return labels
 
-    def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None,
+               truncation: float | None = None) -> torch.Tensor:
         """Return ``n`` images of classes ``labels`` (uniformly random classes when None)."""
         if labels is None:
             labels = torch.randint(0, self.num_classes, (n,), generator=generator)
-        return super().sample(n, labels, generator)
+        return super().sample(n, labels, generator, truncation)

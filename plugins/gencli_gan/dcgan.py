@@ -45,32 +45,67 @@ def upsampling(c_in: int, c_out: int, mode: str, bias: bool) -> nn.Module:
     return nn.Sequential(nn.Conv2d(c_in, 4 * c_out, 3, padding=1, bias=bias), nn.PixelShuffle(2))
 
 
+class ClassBatchNorm2d(nn.BatchNorm2d):
+    """Batch norm whose gain and bias belong to each image's class (conditional batch norm).
+
+    The statistics are shared; the affine part is looked up per label, starting at gain 1 and
+    bias 0 for every class, so at initialisation it equals plain batch norm.
+    """
+
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__(channels, affine=False)
+        # Plain parameters rather than embeddings, which a DCGAN initialisation would set near 0.
+        self.class_gain = nn.Parameter(torch.ones(num_classes, channels))
+        self.class_bias = nn.Parameter(torch.zeros(num_classes, channels))
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        h = super().forward(x)
+        gain, bias = self.class_gain[labels], self.class_bias[labels]
+        return h * gain[:, :, None, None].to(h.dtype) + bias[:, :, None, None].to(h.dtype)
+
+
 class DCGANGenerator(nn.Module):
-    """z (+ one-hot label) -> image in [-1, 1]; width halves at each doubling, ending at ``width``."""
+    """z (+ one-hot label) -> image in [-1, 1]; width halves at each doubling, ending at ``width``.
+
+    A conditional generator reads the one-hot label joined to z; with ``class_norm`` every batch
+    norm also takes the class's own gain and bias (Miyato & Koyama 2018 pair this with the
+    projection discriminator), so the label reaches every layer instead of the input only.
+    """
 
     def __init__(self, z_dim: int, channels: int, image_size: int, width: int = 64, depth: int = 0,
-                 upsample: str = "transpose", num_classes: int = 0):
+                 upsample: str = "transpose", num_classes: int = 0, class_norm: bool = False):
         super().__init__()
         base, doublings = resolution_plan(image_size)
         self.num_classes = num_classes
+        self.class_norm = bool(class_norm and num_classes)
         widths = [width * 2 ** (doublings - 1 - i) for i in range(doublings)]
+
+        def norm(c: int) -> nn.Module:
+            return ClassBatchNorm2d(c, num_classes) if self.class_norm else nn.BatchNorm2d(c)
+
         # "Project and reshape": a transposed conv from 1x1 to base x base is a linear layer.
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(z_dim + num_classes, widths[0], base, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(True),
+            nn.ConvTranspose2d(z_dim + num_classes, widths[0], base, bias=False), norm(widths[0]), nn.ReLU(True),
         ]
         for i, c_in in enumerate(widths):
             for _ in range(depth):  # extra same-size layers: a deeper generator at equal width
-                layers += [nn.Conv2d(c_in, c_in, 3, padding=1, bias=False), nn.BatchNorm2d(c_in), nn.ReLU(True)]
+                layers += [nn.Conv2d(c_in, c_in, 3, padding=1, bias=False), norm(c_in), nn.ReLU(True)]
             last = i == doublings - 1
             c_out = channels if last else widths[i + 1]
             layers.append(upsampling(c_in, c_out, upsample, bias=last))
-            layers += [nn.Tanh()] if last else [nn.BatchNorm2d(c_out), nn.ReLU(True)]
+            layers += [nn.Tanh()] if last else [norm(c_out), nn.ReLU(True)]
         self.body = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.num_classes:
             z = torch.cat([z, F.one_hot(labels.long(), self.num_classes).to(z.dtype)], dim=1)
-        return self.body(z.view(*z.shape, 1, 1))
+        h = z.view(*z.shape, 1, 1)
+        if not self.class_norm:
+            return self.body(h)
+        labels = labels.long()
+        for layer in self.body:
+            h = layer(h, labels) if isinstance(layer, ClassBatchNorm2d) else layer(h)
+        return h
 
 
 class DCGANDiscriminator(nn.Module):
@@ -187,6 +222,7 @@ class DCGAN(DCGANDeclarations, GAN):
         # A deeper-but-narrower generator against an unchanged discriminator needs the two apart.
         g_depth = hp.depth if hp.g_depth is None else hp.g_depth
         d_depth = hp.depth if hp.d_depth is None else hp.d_depth
-        G = init_normal(DCGANGenerator(hp.z_dim, c, s, hp.g_width, g_depth, hp.upsample, self.label_count))
+        class_norm = getattr(hp, "g_labels", None) == "batchnorm"
+        G = init_normal(DCGANGenerator(hp.z_dim, c, s, hp.g_width, g_depth, hp.upsample, self.label_count, class_norm))
         D = init_normal(DCGANDiscriminator(c, s, hp.d_width, d_depth, hp.d_norm, hp.d_dropout, self.label_count))
         return {"G": G, "D": D, "G_ema": ema_copy(G)}

@@ -124,6 +124,36 @@ def test_cgan_label_out_of_range_exits_2(runs, cli, tmp_path):
     assert "out of range" in message(result)
 
 
+@pytest.mark.parametrize("name", ["dcgan", "cgan"])
+def test_truncation_scales_z_and_defaults_to_what_the_model_declares(runs, name):
+    from gencli.runs import load_trained
+
+    model = load_trained(str(runs[name]))
+    labels = torch.arange(4) % 4 if name == "cgan" else None
+    assert model.SampleOptions().truncation == (0.8 if name == "cgan" else 1.0)
+
+    def draw(**kw):
+        return model.sample(4, labels, generator=torch.Generator().manual_seed(3), **kw)
+
+    z = model.latents(4, torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        assert torch.equal(draw(truncation=0.5), model.generate(0.5 * z, labels))
+        assert torch.equal(draw(truncation=1.0), model.generate(z, labels))
+        assert torch.equal(draw(), draw(truncation=model.SampleOptions().truncation))
+
+
+def test_truncation_is_a_sample_option_and_a_bad_value_exits_2(runs, cli, tmp_path):
+    result = cli("sample", runs["dcgan"], "-n", "4", "--set", "truncation=0.5", "-o", tmp_path / "t.png",
+                 "--device", "cpu")
+    assert result.exit_code == 0, message(result)
+    assert Image.open(tmp_path / "t.png").size[0] >= 2 * SIZE
+    for bad in ("0", "1.5"):
+        result = cli("sample", runs["cgan"], "-n", "4", "--set", f"truncation={bad}", "-o", tmp_path / "x.png",
+                     "--device", "cpu")
+        assert result.exit_code == 2 and "truncation must be above 0 and at most 1" in message(result)
+        assert "Traceback" not in message(result) and not (tmp_path / "x.png").exists()
+
+
 # ---------------------------------------------------------------------------------- resume
 def test_resumed_dcgan_matches_an_uninterrupted_run_exactly(tmp_path):
     """Two optimizers, the EMA generator, batch-norm buffers, decaying instance noise, augmentation."""
