@@ -27,6 +27,35 @@ def test_too_small_images_are_refused():
         VAE(VAEHyperparameters(), (3, 4, 4))
 
 
+def test_the_gaussian_reconstruction_is_the_normal_likelihood_at_the_batch_s_best_sigma():
+    from gencli_vae.vae import reconstruction_loss
+
+    torch.manual_seed(0)
+    x, logits = torch.rand(4, 1, 8, 8) * 2 - 1, torch.randn(4, 1, 8, 8)
+    mean, target = torch.sigmoid(logits), (x + 1) / 2
+    sigma = (mean - target).pow(2).mean().sqrt()
+
+    def nll(s: torch.Tensor) -> torch.Tensor:  # per image, summed over pixels
+        return -torch.distributions.Normal(mean, s).log_prob(target).flatten(1).sum(1).mean()
+
+    loss = reconstruction_loss(logits, x, "gaussian")
+    assert loss.item() == pytest.approx(nll(sigma).item(), rel=1e-5)
+    assert loss < nll(sigma * 1.1) and loss < nll(sigma * 0.9)  # no other sigma fits the batch better
+    # perfect reconstructions: sigma stops at e^-6 rather than the loss running to minus infinity
+    assert torch.isfinite(reconstruction_loss(torch.full((1, 1, 4, 4), 30.0), torch.ones(1, 1, 4, 4), "gaussian"))
+
+
+def test_a_vae_with_the_gaussian_reconstruction_learns(tmp_path):
+    run = train(TrainConfig(model="vae", data="shapes", image_size=16, channels=1, batch_size=32, steps=60,
+                            overrides={"widths": "8,16", "latent_dim": "4", "recon": "gaussian"}, out=tmp_path / "run",
+                            sample_every=60, checkpoint_every=60, device="cpu", quiet=True))
+    import json
+
+    recon = [json.loads(line)["recon"] for line in (run / "metrics.jsonl").read_text().splitlines()
+             if '"recon"' in line]
+    assert len(recon) >= 4 and sum(recon[-3:]) / 3 < sum(recon[:3]) / 3 - 30  # nats per 16x16 image
+
+
 def _classifier(data, steps=300):
     """A tiny shape classifier trained on the real data, to judge generated images."""
     torch.manual_seed(0)

@@ -21,7 +21,8 @@ class VAEHyperparameters(Hyperparameters):
     lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
     latent_dim: int = field(default=16, metadata={"help": "latent size (2 gives the 2-D latent figures)"})
     beta: float = field(default=1.0, metadata={"help": "KL weight (1 = the VAE bound; > 1 = beta-VAE)"})
-    recon: Literal["bce", "mse"] = field(default="bce", metadata={"help": "reconstruction loss"})
+    recon: Literal["bce", "mse", "gaussian"] = field(default="bce", metadata={
+        "help": "reconstruction loss: bce, mse, or gaussian (a calibrated Gaussian decoder, Rybkin et al. 2021)"})
     widths: tuple[int, ...] = field(default=(32, 64, 128), metadata={"help": "encoder widths, one stride-2 conv each"})
     norm: Literal["batch", "group", "none"] = field(default="batch", metadata={"help": "normalisation after each conv"})
     # Unset means the layout of runs recorded before this option existed (the label in the dense
