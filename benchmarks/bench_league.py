@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -282,6 +283,11 @@ def to_28(images: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.interpolate(images.float(), size=(28, 28), mode="area")
 
 
+def tag_slug(tag: str) -> str:
+    """``--tag``'s folder name: '30 minutes' -> '30-minutes'."""
+    return re.sub(r"[^a-z0-9]+", "-", tag.lower()).strip("-") or "tagged"
+
+
 def newest_mtime(folder: Path) -> float:
     return max((p.stat().st_mtime for p in folder.iterdir()), default=folder.stat().st_mtime)
 
@@ -367,7 +373,7 @@ def headline(pairs: list[dict], at: list[float]) -> list[str]:
 
 def report(r: dict) -> str:
     judge, floor = r["judge"], r["floor"]
-    lines = section_head(TITLE, "bench_league.py", r["argv"], r["machine"])
+    lines = section_head(TITLE + (f" ({r['tag']})" if r.get("tag") else ""), "bench_league.py", r["argv"], r["machine"])
     if r["quick"]:
         lines += ["**Quick mode: these figures check the pipeline end to end (about a minute a side on a "
                   "shared machine); they are not the league.** The league is the full run on an idle "
@@ -468,6 +474,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parallel", type=int, default=1, help="sides run at once, each pinned to one core with "
                         "one thread (1: one side at a time on all cores)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tag", default="", help="a second league beside the first (for example '30 minutes'): "
+                        "its own section heading and figure folder")
     parser.add_argument("--write", type=Path, default=None, help="also write the section into this Markdown file")
     parser.add_argument("--render", type=Path, default=None, help="write the section again from a run's "
                         "WORK/league.json (its figures stay as that run drew them)")
@@ -533,9 +541,11 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             cores.put(core)
 
+    figures = FIGURES / tag_slug(args.tag) if args.tag else FIGURES
     futures: dict[str, Future] = {}
     with ThreadPoolExecutor(max_workers=max(args.parallel, 1)) as pool:
-        for pair in pairs:
+        # the pairs first, so that both sides of a pair run at the same time; sides without a peer last
+        for pair in sorted(pairs, key=lambda p: p.peer is None):
             for side in ([pair.peer] if pair.peer else []) + [pair.ours]:
                 if side_key(side) not in futures:
                     futures[side_key(side)] = pool.submit(job, pair, side)
@@ -544,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
             n, _ = plan(pair.family)
             floor = floor_for(n)
             sides = [futures[side_key(side)].result() for side in ([pair.peer] if pair.peer else []) + [pair.ours]]
-            figure = FIGURES / f"{pair.name}.png"
+            figure = figures / f"{pair.name}.png"
             entry = {"name": pair.name, "family": pair.family, "note": pair.note, "sides": sides, "n": n,
                      "floor": floor}
             if any(s.get("points") for s in sides):
@@ -553,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
             out_pairs.append(entry)
     floor = floor_for(args.n)
     result = {"argv": argv, "machine": machine(), "load_start": load_start, "quick": args.quick, "judge": judge,
-              "parallel": args.parallel,
+              "parallel": args.parallel, "tag": args.tag,
               "floor": floor, "n": args.n, "minutes": args.minutes, "pairs": out_pairs,
               "at": [float(m) for m in args.at.split(",") if m.strip()]}
     (args.work / "league.json").write_text(json.dumps(

@@ -62,3 +62,30 @@ def test_a_section_is_rendered_again_from_a_runs_json(tmp_path):
     assert bench_league.main(["--render", str(tmp_path / "league.json"), "--write", str(out)]) == 0
     text = out.read_text()
     assert "30.0 / 60.0 = **0.50**" in text and "pythae VAE" in text
+
+
+def test_a_tagged_league_gets_its_own_section_beside_the_first(tmp_path):
+    import json
+
+    from results import machine
+
+    def run(minutes: float, fd: float, tag: str = "") -> dict:
+        side = {"kind": "gencli", "name": "gencli cvae", "version": "gencli 0.1.0", "steps": 9, "batch": 64,
+                "images_per_s": 5.0, "peak_rss_mib": 100.0, "settings": "defaults",
+                "points": [{"minutes": minutes, "step": 9, "fd": fd}]}
+        return {"argv": [], "machine": machine(), "load_start": 0.1, "quick": False, "parallel": 2, "tag": tag,
+                "judge": {"test_accuracy": 0.91, "floor_fd": 0.15, "classes": [str(k) for k in range(10)],
+                          "per_class_accuracy": [0.9] * 10},
+                "floor": 3.0, "n": 2000, "minutes": minutes, "at": [minutes],
+                "pairs": [{"name": "cvae", "family": "vae", "note": "", "n": 2000, "floor": 3.0, "sides": [side]}]}
+
+    out = tmp_path / "RESULTS.md"
+    out.write_text("# Results\n")
+    for name, r in (("ten", run(10.0, 61.5)), ("thirty", run(30.0, 42.25, "30 minutes")), ("again", run(10.0, 55.5))):
+        (tmp_path / f"{name}.json").write_text(json.dumps(r))
+        assert bench_league.main(["--render", str(tmp_path / f"{name}.json"), "--write", str(out)]) == 0
+    text = out.read_text()
+    assert text.count(f"## {bench_league.TITLE}\n") == 1 and text.count(f"## {bench_league.TITLE} (30 minutes)\n") == 1
+    assert "55.5" in text and "61.5" not in text  # the untagged section was replaced, the tagged one kept
+    assert "42.2" in text
+    assert bench_league.tag_slug("30 minutes") == "30-minutes"
