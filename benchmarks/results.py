@@ -6,6 +6,7 @@ import datetime
 import os
 import platform
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,8 @@ def machine_line(info: dict[str, Any]) -> str:
 
 def section_head(title: str, script: str, argv: list[str], info: dict[str, Any]) -> list[str]:
     """A section's first lines: its heading, the command that wrote it, and ``machine_line(info)``."""
-    return [f"## {title}", "", "`" + " ".join([f"python benchmarks/{script}", *argv]) + "`", "", machine_line(info), ""]
+    command = shlex.join([f"benchmarks/{script}", *argv])
+    return [f"## {title}", "", f"`python {command}`", "", machine_line(info), ""]
 
 
 def selected_configs(configs: list[tuple], models: str) -> list[tuple]:
