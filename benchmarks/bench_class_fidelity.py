@@ -61,12 +61,16 @@ def train(model: str, name: str, sets: list[str], args, core: int | None) -> dic
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-m", "gencli", "--threads", "1", "train", model, "--data", str(args.data),
            "--image-size", "28", "--channels", "1", "--device", "cpu", "--seed", str(args.seed), "--out", str(out),
-           "--sample-every", "100000000", "--checkpoint-every", "100000000",
-           *(["--epochs", str(args.epochs)] if args.epochs else ["--steps", "100000000"]),
+           "--sample-every", "99999999", "--checkpoint-every", "99999999",
+           *(["--epochs", str(args.epochs)] if args.epochs else ["--steps", "99999999"]),
            *[a for s in sets for a in ("--set", s)]]
     print(f"{name}: {' '.join(sets) or 'defaults'}" + (f" on core {core}" if core is not None else ""), flush=True)
-    code, seconds, _ = league.launch(cmd, args.work / f"{out.name}.log", args.minutes or 24 * 60, core=core)
-    return {"name": name, "sets": sets, "out": str(out), "exit": code, "seconds": seconds}
+    log = args.work / f"{out.name}.log"
+    code, seconds, _ = league.launch(cmd, log, args.minutes or 24 * 60, core=core)
+    result = {"name": name, "sets": sets, "out": str(out), "exit": code, "seconds": seconds}
+    if code not in (0, 130):  # 130: stopped at the budget, its checkpoint saved
+        result["error"] = league.last_error(log)
+    return result
 
 
 @torch.no_grad()
@@ -131,7 +135,7 @@ def report(r: dict) -> str:
     ]
     for res in r["configs"]:
         if "samples" not in res:
-            lines.append(f"| {res['name']} | " + " | ".join("-" * 10) + " | failed |")
+            lines.append(f"| {res['name']} | " + " | ".join("-" * 10) + f" | failed: {res.get('error', '')} |")
             continue
         for s in res["samples"]:
             what = "samples" if s["value"] is None else f"samples, {r['option'][0]} {s['value']:g}"
@@ -199,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     classifier = load_user_network(judge["classifier"], "--classifier")
     test = judge_mod.load_fashion(args.data, "test")
     for res in results:
+        if "error" in res:
+            continue
         try:
             read(res, classifier, args.option, args.n, args.seed, test)
         except Exception as exc:  # a failed run is reported as failed, the others still are

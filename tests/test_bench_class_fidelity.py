@@ -44,3 +44,9 @@ def test_the_table_marks_the_classes_at_the_bar_and_names_the_confusions():
     assert row.count("**95%**") == 9 and "| 50% |" in row and row.endswith("| 9/10 |")
     assert "| default: reconstructions |" in text and "10/10" in text
     assert "c9 -> c7" in text and "4,685 steps" in text
+
+
+def test_a_configuration_that_fails_to_train_is_reported_with_its_error(tmp_path):
+    args = argparse.Namespace(work=tmp_path, data="shapes", seed=0, epochs=1, minutes=0.0)
+    result = fidelity.train("cvae", "broken", ["no_such_key=1"], args, None)
+    assert result["exit"] == 2 and "no_such_key" in result["error"]
