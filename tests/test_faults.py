@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -41,7 +42,10 @@ def report(tmp_path_factory):
     work = tmp_path_factory.mktemp("faults")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GENCLI_DATA_DIR": str(work / "data"),
            "GENCLI_RUNS_DIR": str(work / "runs")}
-    done = subprocess.run([sys.executable, __file__, str(work)], env=env, capture_output=True, text=True, timeout=300)
+    # The driver starts with Ctrl-C's default disposition: a suite started in the background of a
+    # non-interactive shell inherits SIGINT ignored, and a run would then never see the Ctrl-C it is sent.
+    done = subprocess.run([sys.executable, __file__, str(work)], env=env, capture_output=True, text=True, timeout=300,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads((work / "report.json").read_text())
 
