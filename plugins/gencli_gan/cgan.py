@@ -36,6 +36,10 @@ class CGAN(CGANDeclarations, DCGAN):
             hp.g_labels = "batchnorm"
         return hp, []
 
+    @property
+    def class_norm(self) -> bool:
+        return self.hp.g_labels == "batchnorm"
+
     def build_networks(self):
         if not self.num_classes:
             raise UserError(f"{self.name} needs labelled data (a dataset with classes)")

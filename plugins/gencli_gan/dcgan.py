@@ -213,6 +213,11 @@ class DCGAN(DCGANDeclarations, GAN):
                     "set any of them with --set to choose yourself"]
 
     @property
+    def class_norm(self) -> bool:
+        """Whether the generator's batch norms take a gain and bias per class (cgan's choice)."""
+        return False
+
+    @property
     def label_count(self) -> int:
         """Classes the networks are conditioned on (0: unconditional)."""
         return self.num_classes if self.conditional else 0
@@ -222,7 +227,7 @@ class DCGAN(DCGANDeclarations, GAN):
         # A deeper-but-narrower generator against an unchanged discriminator needs the two apart.
         g_depth = hp.depth if hp.g_depth is None else hp.g_depth
         d_depth = hp.depth if hp.d_depth is None else hp.d_depth
-        class_norm = getattr(hp, "g_labels", None) == "batchnorm"
-        G = init_normal(DCGANGenerator(hp.z_dim, c, s, hp.g_width, g_depth, hp.upsample, self.label_count, class_norm))
+        G = init_normal(DCGANGenerator(hp.z_dim, c, s, hp.g_width, g_depth, hp.upsample, self.label_count,
+                                       self.class_norm))
         D = init_normal(DCGANDiscriminator(c, s, hp.d_width, d_depth, hp.d_norm, hp.d_dropout, self.label_count))
         return {"G": G, "D": D, "G_ema": ema_copy(G)}
