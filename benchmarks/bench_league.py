@@ -450,6 +450,14 @@ def report(r: dict) -> str:
 
 
 # ======================================================================================== main
+def figure_folder(work: Path, quick: bool, tag: str) -> Path:
+    """Where a run draws its pair figures: a quick run checks the pipeline, so its figures stay in
+    its work folder and never replace the league's; a tagged league gets a folder of its own."""
+    if quick:
+        return work / "figures"
+    return FIGURES / tag_slug(tag) if tag else FIGURES
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -541,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             cores.put(core)
 
-    figures = FIGURES / tag_slug(args.tag) if args.tag else FIGURES
+    figures = figure_folder(args.work, args.quick, args.tag)
     futures: dict[str, Future] = {}
     with ThreadPoolExecutor(max_workers=max(args.parallel, 1)) as pool:
         # the pairs first, so that both sides of a pair run at the same time; sides without a peer last
@@ -559,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
                      "floor": floor}
             if any(s.get("points") for s in sides):
                 pair_figure(pair, sides, floor, figure)
-                entry["figure"] = str(figure.relative_to(ROOT))
+                entry["figure"] = str(figure.relative_to(ROOT) if figure.is_relative_to(ROOT) else figure)
             out_pairs.append(entry)
     floor = floor_for(args.n)
     result = {"argv": argv, "machine": machine(), "load_start": load_start, "quick": args.quick, "judge": judge,

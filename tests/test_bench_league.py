@@ -89,3 +89,10 @@ def test_a_tagged_league_gets_its_own_section_beside_the_first(tmp_path):
     assert "55.5" in text and "61.5" not in text  # the untagged section was replaced, the tagged one kept
     assert "42.2" in text
     assert bench_league.tag_slug("30 minutes") == "30-minutes"
+
+
+def test_a_quick_run_draws_its_figures_in_its_work_folder_never_over_the_league_s(tmp_path):
+    assert bench_league.figure_folder(tmp_path, quick=True, tag="") == tmp_path / "figures"
+    assert bench_league.figure_folder(tmp_path, quick=True, tag="30 minutes") == tmp_path / "figures"
+    assert bench_league.figure_folder(tmp_path, quick=False, tag="") == bench_league.FIGURES
+    assert bench_league.figure_folder(tmp_path, quick=False, tag="30 minutes") == bench_league.FIGURES / "30-minutes"

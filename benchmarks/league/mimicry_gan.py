@@ -5,12 +5,20 @@ As its README trains CIFAR-10: the ``*32`` generator and discriminator, Adam 2e-
 are 3-channel, so the grey images are repeated to RGB at 32 px and the samples brought back to
 28 px grey. A scheduler wrapper checks the clock after every step and stops the Trainer.
 
-torch-mimicry 0.1.16 (its last release) imports ``torch._six``, which torch 2.0 removed: on
-today's torch this runner stops with that message, which the league reports.
+torch-mimicry 0.1.16 (its last release) does not import on today's torch as it stands. Two
+stand-ins, put in place before it is imported and changing none of its training code, let it run:
+
+- ``torch._six``, which torch 2.0 removed: its ImageNet helper reads two names of it, ``PY3`` and
+  ``string_classes``, which the stand-in gives as Python 3 has them;
+- TensorFlow, which its Inception metrics and TensorBoard logger import: loaded next to this
+  torch, it crashes the process (a segmentation fault in Triton's import). The league judges
+  with its own judge, so the metrics package is left empty and TensorFlow is hidden, which puts
+  TensorBoard on its own TensorFlow-free writer.
 """
 
-import importlib.util
+import importlib
 import sys
+import types
 from importlib.metadata import version
 
 import numpy as np
@@ -19,6 +27,17 @@ from common import Clock, arguments, finish, save_samples, snapshot, snapshots, 
 
 BATCH = 64
 NETS = {"sngan": ("sngan", "SNGAN"), "wgan-gp": ("wgan_gp", "WGANGP"), "ssgan": ("ssgan", "SSGAN")}
+
+
+def import_mimicry():
+    """torch-mimicry, with the two stand-ins the module docstring describes."""
+    six = types.ModuleType("torch._six")
+    six.PY3, six.string_classes = True, (str, bytes)
+    sys.modules.setdefault("torch._six", six)
+    torch._six = sys.modules["torch._six"]
+    sys.modules["tensorflow"] = None  # import tensorflow -> ImportError: TensorBoard falls back to its stub
+    sys.modules["torch_mimicry.metrics"] = types.ModuleType("torch_mimicry.metrics")
+    return importlib.import_module("torch_mimicry")
 
 
 def build(name: str):
@@ -35,6 +54,7 @@ def main() -> None:
     args = arguments(__doc__)
     torch.manual_seed(args.seed)
     if args.sample:
+        import_mimicry()
         for snap in snapshots(args.out):
             netG, _ = build(args.model)
             netG.load_state_dict(torch.load(args.out / f"snap-{snap['index']:02d}.pt"))
@@ -45,11 +65,7 @@ def main() -> None:
                        for i in range(0, args.sample, 250)]
             save_samples(args.out, snap["index"], np.concatenate(out))
         return
-    if importlib.util.find_spec("torch._six") is None:  # torch-mimicry 0.1.16 imports it; torch 2.0 removed it
-        print(f"error: torch-mimicry {version('torch-mimicry')} does not import on torch {torch.__version__}: it "
-              "needs torch._six, removed in torch 2.0", file=sys.stderr)
-        sys.exit(1)
-    import torch_mimicry as mmc
+    mmc = import_mimicry()
     from torchvision import datasets, transforms
 
     clock = Clock(args.minutes, args.snapshots)
@@ -84,7 +100,7 @@ def main() -> None:
     finish(args.out, {"peer": f"torch-mimicry {args.model}", "version": version("torch-mimicry"),
                       "settings": f"{NETS[args.model][1]}Generator32/Discriminator32, Adam 2e-4 betas (0.0, 0.9), "
                                   "batch 64, n_dis 5, linear decay over 100k steps, 32 px RGB (grey repeated), "
-                                  "2 loader workers", "steps": count["steps"], "batch": BATCH * 5})
+                                  "2 loader workers; stand-ins for torch._six and TensorFlow (see the runner)", "steps": count["steps"], "batch": BATCH * 5})
 
 
 if __name__ == "__main__":
