@@ -35,6 +35,7 @@ import json
 import os
 import queue
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -450,6 +451,26 @@ def report(r: dict) -> str:
 
 
 # ======================================================================================== main
+def merge(base: dict, later: dict) -> dict:
+    """``base`` with ``later``'s pairs in place of its own of the same name (or added), each noted
+    with the command, date and load of the run it came from. The two runs must share the judge,
+    the budget and the images per snapshot, or their figures would not be comparable."""
+    for key, what in ((("judge", "sha256"), "judge"), (("minutes",), "budget"), (("n",), "images per snapshot")):
+        a, b = base, later
+        for k in key:
+            a, b = a.get(k), b.get(k)
+        if a != b:
+            raise ValueError(f"cannot merge a run with another {what} ({b} against {a})")
+    command = shlex.join(["benchmarks/bench_league.py", *later["argv"]])
+    origin = (f"ran in a later run (`python {command}`, {later['machine']['date']}; load average "
+              f"{later['load_start']:.1f} at its start, {later['machine']['load']:.1f} at its end), with the same "
+              "judge, budget and images per snapshot")
+    pairs = {p["name"]: p for p in base["pairs"]}
+    for pair in later["pairs"]:
+        pairs[pair["name"]] = {**pair, "note": "; ".join(filter(None, [pair.get("note"), origin]))}
+    return {**base, "pairs": list(pairs.values())}
+
+
 def figure_folder(work: Path, quick: bool, tag: str) -> Path:
     """Where a run draws its pair figures: a quick run checks the pipeline, so its figures stay in
     its work folder and never replace the league's; a tagged league gets a folder of its own."""
@@ -487,9 +508,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", type=Path, default=None, help="also write the section into this Markdown file")
     parser.add_argument("--render", type=Path, default=None, help="write the section again from a run's "
                         "WORK/league.json (its figures stay as that run drew them)")
+    parser.add_argument("--merge", type=Path, action="append", default=[], help="with --render: a later run's "
+                        "league.json whose pairs replace the rendered run's pairs of the same name (noted as such)")
     args = parser.parse_args(argv)
+    if args.merge and not args.render:
+        parser.error("--merge goes with --render")
     if args.render:
-        publish(report(json.loads(args.render.read_text())), args.write)
+        result = json.loads(args.render.read_text())
+        for later in args.merge:
+            try:
+                result = merge(result, json.loads(later.read_text()))
+            except ValueError as exc:
+                print(f"error: {later}: {exc}", file=sys.stderr)
+                return 2
+        publish(report(result), args.write)
         return 0
     if args.quick:  # snapshots at quarters of the budget, FD compared at its half and its end
         m = args.minutes or 1.0

@@ -96,3 +96,45 @@ def test_a_quick_run_draws_its_figures_in_its_work_folder_never_over_the_league_
     assert bench_league.figure_folder(tmp_path, quick=True, tag="30 minutes") == tmp_path / "figures"
     assert bench_league.figure_folder(tmp_path, quick=False, tag="") == bench_league.FIGURES
     assert bench_league.figure_folder(tmp_path, quick=False, tag="30 minutes") == bench_league.FIGURES / "30-minutes"
+
+
+def _run(pairs: list[tuple[str, float]], sha: str = "abc", argv: tuple[str, ...] = ()) -> dict:
+    from results import machine
+
+    def pair(name: str, fd: float) -> dict:
+        side = {"kind": "gencli", "name": f"gencli {name}", "version": "gencli 0.1.0", "steps": 9, "batch": 64,
+                "images_per_s": 5.0, "peak_rss_mib": 100.0, "settings": "defaults",
+                "points": [{"minutes": 10.0, "step": 9, "fd": fd}]}
+        return {"name": name, "family": "gan", "note": "", "n": 2000, "floor": 3.0, "sides": [side]}
+
+    return {"argv": list(argv), "machine": machine(), "load_start": 0.4, "quick": False, "parallel": 2, "tag": "",
+            "judge": {"sha256": sha, "test_accuracy": 0.91, "floor_fd": 0.15, "classes": [str(k) for k in range(10)],
+                      "per_class_accuracy": [0.9] * 10},
+            "floor": 3.0, "n": 2000, "minutes": 10.0, "at": [10.0], "pairs": [pair(n, fd) for n, fd in pairs]}
+
+
+def test_a_later_run_s_pairs_replace_the_rendered_run_s_and_say_where_they_came_from(tmp_path):
+    import json
+
+    base, later = tmp_path / "base.json", tmp_path / "later.json"
+    base.write_text(json.dumps(_run([("dcgan", 40.5), ("ssgan", 148.25)])))
+    later.write_text(json.dumps(_run([("ssgan", 99.75), ("cgan", 11.5)], argv=("--only", "ssgan,cgan"))))
+    out = tmp_path / "RESULTS.md"
+    assert bench_league.main(["--render", str(base), "--merge", str(later), "--write", str(out)]) == 0
+    text = out.read_text()
+    assert "40.5" in text and "99.75" in text and "11.5" in text and "148.25" not in text
+    assert "- ssgan: ran in a later run (`python benchmarks/bench_league.py --only ssgan,cgan`" in text
+    assert "- dcgan: ran in a later run" not in text
+
+
+def test_runs_judged_by_different_judges_are_not_merged(tmp_path, capsys):
+    import json
+
+    base, later = tmp_path / "base.json", tmp_path / "later.json"
+    base.write_text(json.dumps(_run([("dcgan", 40.5)])))
+    later.write_text(json.dumps(_run([("ssgan", 99.75)], sha="other")))
+    out = tmp_path / "RESULTS.md"
+    out.write_text("# Results\n")
+    assert bench_league.main(["--render", str(base), "--merge", str(later), "--write", str(out)]) == 2
+    assert "cannot merge a run with another judge" in capsys.readouterr().err
+    assert out.read_text() == "# Results\n"
