@@ -186,3 +186,35 @@ def test_every_family_trains_alike_on_two_processes_and_one(model, tmp_path):
         else:
             outputs = [m.sample(2, generator=torch.Generator().manual_seed(0)) for m in (single, double)]
     torch.testing.assert_close(outputs[0], outputs[1], rtol=1e-4, atol=1e-4)
+
+
+def test_the_devices_launcher_waits_through_ctrl_c_and_gives_the_caller_s_handler_back(monkeypatch):
+    import typer
+
+    from gencli.cli import train as train_cli
+
+    seen = {}
+
+    class Launched:
+        def __init__(self, cmd):
+            seen["cmd"], seen["during"] = cmd, signal.getsignal(signal.SIGINT)
+
+        def wait(self):
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the workers run: this process keeps waiting
+            return 3
+
+    def mine(*_):
+        raise AssertionError("the caller's handler ran during the launch")
+
+    monkeypatch.setattr(subprocess, "Popen", Launched)
+    monkeypatch.setattr(sys, "argv", ["gencli", "train", "vae", "--devices", "2", "--steps", "4"])
+    previous = signal.signal(signal.SIGINT, mine)
+    try:
+        with pytest.raises(typer.Exit) as stopped:
+            train_cli._launch_torchrun(2)
+        assert signal.getsignal(signal.SIGINT) is mine
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert stopped.value.exit_code == 3
+    assert seen["during"] is not mine
+    assert seen["cmd"][-5:] == ["gencli", "train", "vae", "--steps", "4"]

@@ -152,7 +152,12 @@ def _launch_torchrun(devices: int) -> None:
         cleaned.append(a)
     cmd = [sys.executable, "-m", "gencli.training.launch", "--standalone", f"--nproc_per_node={devices}",
            "-m", "gencli", *cleaned]
-    proc = subprocess.Popen(cmd)
-    # Ctrl-C reaches torchrun and its workers too: they stop cleanly; this process waits for them
-    signal.signal(signal.SIGINT, lambda *_: None)
-    raise typer.Exit(proc.wait())
+    # Ctrl-C reaches torchrun and its workers too: they stop cleanly; this process waits for them.
+    # The handler is in place before the start (no window for a KeyboardInterrupt here; the child's
+    # exec resets it) and the caller's handler is back once they have ended.
+    previous = signal.signal(signal.SIGINT, lambda *_: None)
+    try:
+        code = subprocess.Popen(cmd).wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    raise typer.Exit(code)
