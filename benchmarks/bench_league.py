@@ -467,7 +467,8 @@ def merge(base: dict, later: dict) -> dict:
               "judge, budget and images per snapshot")
     pairs = {p["name"]: p for p in base["pairs"]}
     for pair in later["pairs"]:
-        pairs[pair["name"]] = {**pair, "note": "; ".join(filter(None, [pair.get("note"), origin]))}
+        note = pair.get("note", "").strip()
+        pairs[pair["name"]] = {**pair, "note": f"{note} It {origin}." if note else f"{origin}."}
     return {**base, "pairs": list(pairs.values())}
 
 

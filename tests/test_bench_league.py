@@ -138,3 +138,12 @@ def test_runs_judged_by_different_judges_are_not_merged(tmp_path, capsys):
     assert bench_league.main(["--render", str(base), "--merge", str(later), "--write", str(out)]) == 2
     assert "cannot merge a run with another judge" in capsys.readouterr().err
     assert out.read_text() == "# Results\n"
+
+
+def test_a_merged_pair_keeps_its_own_note_before_where_it_came_from(tmp_path):
+    later = _run([("cgan", 11.5)], argv=("--only", "cgan"))
+    later["pairs"][0]["note"] = "judged alone."
+    merged = bench_league.merge(_run([("dcgan", 40.5)]), later)
+    note = {p["name"]: p["note"] for p in merged["pairs"]}["cgan"]
+    assert note.startswith("judged alone. It ran in a later run (`python benchmarks/bench_league.py --only cgan`")
+    assert note.endswith("images per snapshot.")
