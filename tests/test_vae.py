@@ -133,3 +133,66 @@ def test_latent_grid_for_a_2d_cvae_at_a_label(tmp_path, cli):
         assert r.exit_code == 2 and message in r.stderr, r.stderr
     r = cli("sample", run, "--label", "circle", "--n", "4", "--out", tmp_path / "c.png")
     assert r.exit_code == 0, r.stderr
+
+
+# --------------------------------------------------------------------------- prior=fitted
+def test_the_fitted_prior_recovers_each_class_s_gaussian():
+    from gencli_vae.vae import FittedPrior
+
+    torch.manual_seed(0)
+    means = torch.tensor([[2.0, -1.0], [-3.0, 0.5], [0.0, 0.0]])
+    roots = torch.tensor([[[1.0, 0.0], [0.8, 0.3]], [[0.2, 0.0], [0.0, 2.0]], [[1.0, 0.0], [0.0, 1.0]]])
+    prior = FittedPrior(2, classes=3, rate=1e-3)
+    first = None
+    for step in range(400):
+        labels = torch.randint(0, 2, (64,))  # class 2 never appears
+        codes = means[labels] + torch.einsum("nij,nj->ni", roots[labels], torch.randn(64, 2))
+        prior.update(codes, labels)
+        if step == 0:  # bias-corrected: after one batch the estimate is that batch's own mean
+            first = prior.affine()[0][:2].clone(), torch.stack([codes[labels == k].mean(0) for k in range(2)])
+    torch.testing.assert_close(first[0], first[1], rtol=1e-5, atol=1e-5)
+    mean, scale = prior.affine()
+    for k in range(2):
+        torch.testing.assert_close(mean[k], means[k], atol=0.15, rtol=0)
+        torch.testing.assert_close(scale[k] @ scale[k].T, roots[k] @ roots[k].T, atol=0.25, rtol=0)
+    # a class never seen keeps N(0, I); codes of a class come out with that class's statistics
+    torch.testing.assert_close(mean[2], torch.zeros(2)) and torch.testing.assert_close(scale[2], torch.eye(2))
+    drawn = prior.transform(torch.randn(4000, 2), torch.full((4000,), 1))
+    torch.testing.assert_close(drawn.mean(0), means[1], atol=0.15, rtol=0)
+    torch.testing.assert_close(drawn.std(0), torch.tensor([0.2, 2.0]), atol=0.1, rtol=0)
+
+
+def test_a_cvae_with_the_fitted_prior_keeps_it_in_its_checkpoint_resumes_exactly_and_exports_it(tmp_path, cli):
+    import importlib.util
+    import json
+
+    from safetensors.torch import load_file
+
+    from gencli import testing
+    from gencli.runs.checkpoints import latest_checkpoint
+
+    settings = testing.Settings(image_size=16, channels=1, steps=6, resume_at=3, batch_size=8,
+                                overrides={"prior": "fitted"}, workdir=tmp_path / "kit")
+    run_dir = testing.check_training("cvae", settings)
+    testing.check_checkpoint(run_dir, settings)
+    testing.check_capabilities(run_dir, settings)
+    testing.check_resume("cvae", run_dir, settings)
+    weights = load_file(str(latest_checkpoint(run_dir) / "weights.safetensors"))
+    kept = [key for key in weights if "prior" in key]
+    assert kept and any(weights[key].abs().sum() > 0 for key in kept), kept
+
+    model = gencli.load_run(run_dir)
+    z, labels = torch.randn(5, model.hp.latent_dim), torch.tensor([0, 1, 2, 0, 1])
+    with torch.no_grad():
+        through_prior = model.generate(z, labels)
+        exported, _ = model.export_module()
+        assert torch.equal(exported(z, labels), through_prior)  # export carries the fitted prior
+        assert not torch.equal(model.decode(z, labels), through_prior)
+    formats = ["torchscript"] + (["onnx"] if importlib.util.find_spec("onnxruntime") else [])
+    for fmt in formats:  # each file is checked against the model by gencli export itself
+        out = tmp_path / f"cvae.{fmt}"
+        result = cli("-q", "export", run_dir, "--format", fmt, "--out", out)
+        assert result.exit_code == 0, result.output
+        contract = json.loads(out.with_name(out.name + ".json").read_text())
+        assert contract["checked_max_abs_diff"] < 1e-4
+        assert any("fitted prior" in note for note in contract["notes"]), contract["notes"]

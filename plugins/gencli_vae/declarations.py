@@ -31,6 +31,11 @@ class VAEHyperparameters(Hyperparameters):
         "help": "conditional models: the one-hot label also enters every convolution as constant channels "
                 "(unset: on for new runs; earlier runs: dense layers only)"})
 
+    prior: Literal["standard", "fitted"] = field(default="standard", metadata={
+        "help": "where sampling draws codes: standard = N(0, I); fitted = a Gaussian fitted to the training "
+                "images' codes while training, one per class for conditional models (ex-post density "
+                "estimation, Ghosh et al. 2020; best with a small beta)"})
+
     def validate(self) -> None:
         require(self.lr > 0, f"lr must be > 0, got {self.lr}")
         require(self.latent_dim >= 1, f"latent_dim must be >= 1, got {self.latent_dim}")

@@ -126,6 +126,73 @@ class Decoder(nn.Module):
         return labelled_forward(self.body, h, onehot, nn.ConvTranspose2d) if self.label_maps else self.body(h)
 
 
+class FittedPrior(nn.Module):
+    """A Gaussian per class (one for an unconditional model) over the training images' codes.
+
+    Ex-post density estimation (Ghosh et al. 2020): the KL term pulls the codes toward N(0, I)
+    but never all the way, the less so the smaller beta, and sampling N(0, I) then lands where
+    few images were encoded. This keeps the mean and second moment of the encoder's means, class
+    by class, as exponential moving averages over the last ``1 / rate`` codes of the class (bias
+    corrected, as Adam's moments are, so that a short run's estimate is an average, not a
+    shrunken one). They are buffers: they travel with the weights, and a resumed run carries on.
+    Sampling maps z ~ N(0, I) through ``transform``: mean_k + A_k z, with A_k A_k^T the class's
+    covariance; a class never seen keeps N(0, I).
+    """
+
+    def __init__(self, latent_dim: int, classes: int = 1, rate: float = 2e-4) -> None:
+        super().__init__()
+        self.rate = rate
+        self.register_buffer("weight", torch.zeros(classes))
+        self.register_buffer("mean", torch.zeros(classes, latent_dim))
+        self.register_buffer("second", torch.zeros(classes, latent_dim, latent_dim))
+
+    @torch.no_grad()
+    def update(self, codes: torch.Tensor, labels: torch.Tensor | None) -> None:
+        codes = codes.detach().double()
+        k = self.weight.numel()
+        onehot = F.one_hot(labels.long(), k).double() if labels is not None else codes.new_ones(len(codes), 1)
+        counts = onehot.sum(0)
+        keep = (1 - self.rate) ** counts  # the old estimate's share after this batch's codes of each class
+        mean = onehot.T @ codes / counts.clamp(min=1)[:, None]
+        second = torch.einsum("nk,ni,nj->kij", onehot, codes, codes) / counts.clamp(min=1)[:, None, None]
+        new = 1 - keep
+        self.weight.copy_(self.weight * keep + new)
+        self.mean.copy_(self.mean * keep[:, None] + mean * new[:, None])
+        self.second.copy_(self.second * keep[:, None, None] + second * new[:, None, None])
+
+    def affine(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each class's mean [K, d] and a square root A_k of its covariance [K, d, d] (float32)."""
+        seen = self.weight > 0
+        w = self.weight.double().clamp(min=1e-12)
+        mean = self.mean.double() / w[:, None]
+        cov = self.second.double() / w[:, None, None] - mean[:, :, None] * mean[:, None, :]
+        values, vectors = torch.linalg.eigh(0.5 * (cov + cov.transpose(1, 2)))
+        scale = vectors * values.clamp(min=1e-8).sqrt()[:, None, :]  # A_k = V_k sqrt(L_k)
+        eye = torch.eye(mean.shape[1], dtype=torch.float64, device=mean.device)
+        scale = torch.where(seen[:, None, None], scale, eye)
+        mean = torch.where(seen[:, None], mean, torch.zeros_like(mean))
+        return mean.float(), scale.float()
+
+    def transform(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """Codes of the fitted prior from z ~ N(0, I): mean_k + A_k z for each z's class k."""
+        return PriorAffine(*self.affine())(z, labels)
+
+
+class PriorAffine(nn.Module):
+    """z -> mean_k + A_k z with fixed tensors: the fitted prior as ``gencli export`` writes it."""
+
+    def __init__(self, mean: torch.Tensor, scale: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mean", mean)
+        self.register_buffer("scale", scale)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if labels is None:
+            return self.mean[0] + z.float() @ self.scale[0].T
+        index = labels.long()
+        return self.mean[index] + torch.einsum("nij,nj->ni", self.scale[index], z.float())
+
+
 # ---------------------------------------------------------------- losses
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(q(z|x) || N(0, I)) in nats, summed over latent dimensions, averaged over the batch."""
@@ -178,10 +245,13 @@ class VAE(VAEDeclarations, Model):
 
     def build_networks(self) -> dict[str, nn.Module]:
         hp, c, s = self.hp, self.channels, self.image_size
-        return {
+        nets = {
             "encoder": Encoder(c, s, tuple(hp.widths), hp.latent_dim, self.label_dim, hp.norm, bool(hp.label_maps)),
             "decoder": Decoder(c, s, tuple(hp.widths), hp.latent_dim, self.label_dim, hp.norm, bool(hp.label_maps)),
         }
+        if hp.prior == "fitted":
+            nets["prior"] = FittedPrior(hp.latent_dim, self.num_classes if self.conditional else 1)
+        return nets
 
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         params = [p for net in self.nets.values() for p in net.parameters()]
@@ -203,6 +273,8 @@ class VAE(VAEDeclarations, Model):
         """Return recon, kl and the encoder outputs for one batch (no update)."""
         onehot = self.onehot(batch.labels)
         mu, logvar = self.nets["encoder"](batch.images, onehot)
+        if "prior" in self.nets and self.nets["prior"].training:
+            self.nets["prior"].update(mu.float(), batch.labels if self.conditional else None)
         z = mu + self.randn_like(mu) * (0.5 * logvar).exp()
         logits = self.nets["decoder"](z, onehot)
         return {
@@ -227,6 +299,9 @@ class VAE(VAEDeclarations, Model):
         return torch.randn(n, self.hp.latent_dim, generator=generator).to(self.device)
 
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images from z ~ N(0, I): decoded as they are, or through the fitted prior (``prior=fitted``)."""
+        if "prior" in self.nets:
+            z = self.nets["prior"].transform(z.to(self.device), labels.to(self.device) if labels is not None else None)
         return self.decode(z, labels)
 
     def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None,
@@ -239,7 +314,7 @@ class VAE(VAEDeclarations, Model):
             labels = labels.to(self.device)
         # Codes far out in the prior's tails fall where few training images were encoded: the
         # decoder's output there is a blend of classes. A temperature below 1 keeps to the core.
-        return self.decode(self.latents(n, generator) * temperature, labels)
+        return self.generate(self.latents(n, generator) * temperature, labels)
 
     def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         mu, _ = self.nets["encoder"](x.to(self.device), self.onehot(labels))
@@ -256,8 +331,11 @@ class VAE(VAEDeclarations, Model):
     def export_module(self, direction: str | None = None) -> tuple[nn.Module, ExportSpec]:
         """Return the decoder for `gencli export`: codes z ~ N(0, I) (and class indices) -> images in [-1, 1]."""
         decoder, k = self.nets["decoder"], self.num_classes if self.conditional else 0
+        prior = PriorAffine(*self.nets["prior"].affine()) if "prior" in self.nets else None
 
         def decode(z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+            if prior is not None:
+                z = prior(z, labels)
             onehot = F.one_hot(labels.long(), k).float() if k else None
             return torch.sigmoid(decoder(z, onehot).float()) * 2 - 1
 
@@ -269,7 +347,11 @@ class VAE(VAEDeclarations, Model):
         notes = [f"gencli samples with z scaled by a temperature ({self.SampleOptions().temperature} by default); "
                  "scale z yourself to do the same"]
         images = TensorSpec("images", ("N", *self.image_shape), range=(-1, 1), help="decoded images")
-        return (ExportedNetwork(decode, decoder=decoder),
+        if prior is not None:
+            notes.append("the fitted prior (prior=fitted) is part of the network: it maps z ~ N(0, I) to the "
+                         "training codes' Gaussian of each image's class before decoding")
+        networks = {"decoder": decoder, **({"prior": prior} if prior is not None else {})}
+        return (ExportedNetwork(decode, **networks),
                 ExportSpec("the decoder, with the prior z ~ N(0, I) drawn by the caller", inputs, images, example, notes))
 
 
