@@ -472,6 +472,12 @@ def merge(base: dict, later: dict) -> dict:
     return {**base, "pairs": list(pairs.values())}
 
 
+def say(line: str) -> None:
+    """One line of progress, written whole: the sides' threads print at once."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def figure_folder(work: Path, quick: bool, tag: str) -> Path:
     """Where a run draws its pair figures: a quick run checks the pipeline, so its figures stay in
     its work folder and never replace the league's; a tagged league gets a folder of its own."""
@@ -566,8 +572,7 @@ def main(argv: list[str] | None = None) -> int:
             if pinned:
                 os.sched_setaffinity(0, {core})  # this thread: its sampling and judging stay on the core
             n, marks = plan(pair.family)
-            print(f"{pair.name}: {side.name} for {args.minutes:g} min" + (f" on core {core}" if pinned else ""),
-                  flush=True)
+            say(f"{pair.name}: {side.name} for {args.minutes:g} min" + (f" on core {core}" if pinned else ""))
             if side.runner:
                 res = run_peer(side, args.work, png, args.minutes, ",".join(map(str, marks)), n, args.seed,
                                core if pinned else None, args.peer_sampling_steps if pair.family == "diffusion" else 0)
@@ -577,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
             res["core"] = core if pinned else None
             judge_points(res, judge, real, test_x)
             shown = res.get("error") or "FD " + ", ".join(f"{p['fd']:.1f}" for p in res["points"])
-            print(f"  {pair.name}: {side.name}: {shown}", flush=True)
+            say(f"  {pair.name}: {side.name}: {shown}")
             return res
         finally:
             cores.put(core)
