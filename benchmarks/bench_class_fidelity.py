@@ -121,7 +121,8 @@ def report(r: dict) -> str:
     judge, classes = r["judge"], r["judge"]["classes"]
     bar = judge["per_class_accuracy"]
     budget = f"{r['epochs']} epochs" if r["epochs"] else f"{r['minutes']:g} minutes"
-    lines = section_head(TITLE, "bench_class_fidelity.py", r["argv"], r["machine"])
+    lines = section_head(TITLE + (f" ({r['tag']})" if r.get("tag") else ""), "bench_class_fidelity.py", r["argv"],
+                         r["machine"])
     lines += [
         f"Load average {r['load_start']:.1f} when the run began, {r['machine']['load']:.1f} at the end. `gencli train "
         f"{r['model']}` on Fashion-MNIST's 60,000 training images, 28 px grey, {budget} a configuration, one core and "
@@ -176,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=judge_mod.FASHION, help="Fashion-MNIST's four IDX files")
     parser.add_argument("--parallel", type=int, default=2, help="configurations trained at once, one core each")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tag", default="", help="a second section beside the first (for example 'the fitted "
+                        "prior'): its own heading")
     parser.add_argument("--write", type=Path, default=None, help="also write the section into this Markdown file")
     args = parser.parse_args(argv)
     if bool(args.epochs) == bool(args.minutes):
@@ -211,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             res["error"] = f"{type(exc).__name__}: {exc}"
     r = {"argv": argv, "machine": machine(), "load_start": load_start, "model": args.model, "epochs": args.epochs,
          "minutes": args.minutes, "parallel": args.parallel, "n": args.n, "judge": judge,
-         "option": list(args.option) if args.option else None, "configs": results}
+         "option": list(args.option) if args.option else None, "configs": results, "tag": args.tag}
     (args.work / "fidelity.json").write_text(json.dumps(r, indent=1))
     publish(report(r), args.write)
     return 0

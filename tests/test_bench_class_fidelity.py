@@ -50,3 +50,13 @@ def test_a_configuration_that_fails_to_train_is_reported_with_its_error(tmp_path
     args = argparse.Namespace(work=tmp_path, data="shapes", seed=0, epochs=1, minutes=0.0)
     result = fidelity.train("cvae", "broken", ["no_such_key=1"], args, None)
     assert result["exit"] == 2 and "no_such_key" in result["error"]
+
+
+def test_a_tagged_run_gets_its_own_heading():
+    from results import machine
+
+    r = {"argv": ["--tag", "x"], "machine": machine(), "load_start": 0.5, "model": "cvae", "epochs": 5,
+         "minutes": 0.0, "parallel": 2, "n": 100, "option": None, "configs": [], "tag": "the fitted prior",
+         "judge": {"test_accuracy": 0.909, "classes": [f"c{k}" for k in range(10)], "per_class_accuracy": [0.9] * 10}}
+    assert fidelity.report(r).startswith(f"## {fidelity.TITLE} (the fitted prior)\n")
+    assert fidelity.report({**r, "tag": ""}).startswith(f"## {fidelity.TITLE}\n")
