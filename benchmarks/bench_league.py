@@ -468,7 +468,7 @@ def merge(base: dict, later: dict) -> dict:
     pairs = {p["name"]: p for p in base["pairs"]}
     for pair in later["pairs"]:
         note = pair.get("note", "").strip()
-        pairs[pair["name"]] = {**pair, "note": f"{note} It {origin}." if note else f"{origin}."}
+        pairs[pair["name"]] = {**pair, "note": f"{note} This pair {origin}." if note else f"{origin}."}
     return {**base, "pairs": list(pairs.values())}
 
 

@@ -145,5 +145,5 @@ def test_a_merged_pair_keeps_its_own_note_before_where_it_came_from(tmp_path):
     later["pairs"][0]["note"] = "judged alone."
     merged = bench_league.merge(_run([("dcgan", 40.5)]), later)
     note = {p["name"]: p["note"] for p in merged["pairs"]}["cgan"]
-    assert note.startswith("judged alone. It ran in a later run (`python benchmarks/bench_league.py --only cgan`")
+    assert note.startswith("judged alone. This pair ran in a later run (`python benchmarks/bench_league.py --only cgan`")
     assert note.endswith("images per snapshot.")
