@@ -56,7 +56,8 @@ def test_models_info_reads_the_light_declarations():
 
 def test_completing_set_lists_the_models_hyperparameters_without_torch():
     result = complete("gencli train vae --set ")
-    assert result["out"].split() == ["lr=", "latent_dim=", "beta=", "recon=", "widths=", "norm=", "label_maps="]
+    assert result["out"].split() == ["lr=", "latent_dim=", "beta=", "recon=", "widths=", "norm=", "label_maps=",
+                                     "prior="]
     assert result["torch"] is False
     # keys already given are not offered again; a prefix narrows the list
     assert complete("gencli train vae --set lr=1e-3 --set ")["out"].split()[0] == "latent_dim="
