@@ -196,3 +196,10 @@ def test_a_cvae_with_the_fitted_prior_keeps_it_in_its_checkpoint_resumes_exactly
         contract = json.loads(out.with_name(out.name + ".json").read_text())
         assert contract["checked_max_abs_diff"] < 1e-4
         assert any("fitted prior" in note for note in contract["notes"]), contract["notes"]
+
+
+def test_an_unknown_prior_is_one_line_and_exit_2_with_nothing_written(tmp_path, cli):
+    r = cli("train", "cvae", "--set", "prior=gmm", "--steps", "1", "--out", tmp_path / "run")
+    assert r.exit_code == 2
+    assert "bad value 'gmm' for 'prior': expected one of 'standard', 'fitted'" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "run").exists()

@@ -100,7 +100,8 @@ def main() -> None:
     finish(args.out, {"peer": f"torch-mimicry {args.model}", "version": version("torch-mimicry"),
                       "settings": f"{NETS[args.model][1]}Generator32/Discriminator32, Adam 2e-4 betas (0.0, 0.9), "
                                   "batch 64, n_dis 5, linear decay over 100k steps, 32 px RGB (grey repeated), "
-                                  "2 loader workers; stand-ins for torch._six and TensorFlow (see the runner)", "steps": count["steps"], "batch": BATCH * 5})
+                                  "2 loader workers; stand-ins for torch._six and TensorFlow (see the runner)",
+                      "steps": count["steps"], "batch": BATCH * 5})
 
 
 if __name__ == "__main__":

@@ -270,16 +270,15 @@ class VAE(VAEDeclarations, Model):
         return self.hp.beta
 
     def forward_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """Return recon, kl and the encoder outputs for one batch (no update)."""
+        """Return recon, kl and the encoder's means (``codes``) for one batch (no update)."""
         onehot = self.onehot(batch.labels)
         mu, logvar = self.nets["encoder"](batch.images, onehot)
-        if "prior" in self.nets and self.nets["prior"].training:
-            self.nets["prior"].update(mu.float(), batch.labels if self.conditional else None)
         z = mu + self.randn_like(mu) * (0.5 * logvar).exp()
         logits = self.nets["decoder"](z, onehot)
         return {
             "recon": reconstruction_loss(logits.float(), batch.images, self.hp.recon),
             "kl": kl_divergence(mu.float(), logvar.float()),
+            "codes": mu.detach().float(),
         }
 
     # -- the train step
@@ -289,6 +288,8 @@ class VAE(VAEDeclarations, Model):
         beta = self.kl_weight(terms["kl"].detach())
         loss = terms["recon"] + beta * terms["kl"]
         self.optimize("vae", loss)
+        if "prior" in self.nets:  # prior=fitted: this batch's codes join their classes' Gaussians
+            self.nets["prior"].update(terms["codes"], batch.labels if self.conditional else None)
         out = {"loss": loss.detach(), "recon": terms["recon"].detach(), "kl": terms["kl"].detach()}
         if torch.is_tensor(beta) or beta != 1.0:
             out["beta"] = torch.as_tensor(beta, dtype=torch.float32).detach()
